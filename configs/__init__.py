@@ -1,0 +1,1 @@
+"""Bundled study configurations, read with importlib.resources."""

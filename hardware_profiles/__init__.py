@@ -1,0 +1,1 @@
+"""Device profiles, lowering through TVM and the latency/memory model."""

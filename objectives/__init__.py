@@ -1,0 +1,1 @@
+"""Objectives a study optimizes: accuracy, latency, energy, size, memory."""

@@ -1,0 +1,76 @@
+"""The ``paretoedge`` command line.
+
+Each command group lives in the module of the part it drives and exposes
+``register(app)``; this module only assembles them and turns
+:class:`~paretoedge.errors.ParetoEdgeError` into one line on stderr and exit code 2.
+Command modules import torch, TVM, Ray or SQLAlchemy inside the command bodies, so
+``paretoedge --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+
+from paretoedge.errors import ParetoEdgeError
+
+_COMMAND_MODULES = (
+    "paretoedge.commands.models",
+    "paretoedge.hardware_profiles._cli",
+    "paretoedge.search._cli",
+    "paretoedge.commands.query",
+)
+
+
+def build_app() -> typer.Typer:
+    """A fresh Typer application with every command group registered."""
+    app = typer.Typer(
+        name="paretoedge",
+        help="Search compressed transformers and their Pareto fronts per edge device.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _root(
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+    ) -> None:
+        logging.basicConfig(
+            level=logging.INFO if verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    app = build_app()
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except ParetoEdgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.TyperException as exc:
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Compression transforms and their composition."""

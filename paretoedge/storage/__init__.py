@@ -1,0 +1,1 @@
+"""SQL storage of studies, candidates and per-device metrics."""

@@ -1,0 +1,1 @@
+"""Tasks: a model paired with labelled data."""

@@ -1,0 +1,1 @@
+"""Search controller, study configuration, backends and Pareto computation."""
