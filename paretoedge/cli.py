@@ -19,6 +19,7 @@ from paretoedge.errors import ParetoEdgeError
 
 _COMMAND_MODULES = (
     "paretoedge.commands.models",
+    "paretoedge.commands.compress",
     "paretoedge.hardware_profiles._cli",
     "paretoedge.search._cli",
     "paretoedge.commands.query",
