@@ -31,7 +31,9 @@ def _as_minimization(
     for j, p in enumerate(points):
         if len(p) != len(directions):
             raise ConfigError(f"points[{j}]", tuple(p), f"{len(directions)} values")
-        vals = tuple(-float(v) if d == "maximize" else float(v) for v, d in zip(p, directions))
+        vals = tuple(
+            -float(v) if d == "maximize" else float(v) for v, d in zip(p, directions, strict=True)
+        )
         if any(math.isnan(v) for v in vals):
             raise ConfigError(f"points[{j}]", tuple(p), "numbers, not NaN")
         out.append(vals)
@@ -40,12 +42,12 @@ def _as_minimization(
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
     """``a`` Pareto-dominates ``b`` (both already in minimisation form)."""
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(
+        x < y for x, y in zip(a, b, strict=True)
+    )
 
 
-def _constrained_dominates(
-    a: Sequence[float], va: float, b: Sequence[float], vb: float
-) -> bool:
+def _constrained_dominates(a: Sequence[float], va: float, b: Sequence[float], vb: float) -> bool:
     # Deb's constrained domination: feasible beats infeasible, less violation beats more,
     # and among feasible points ordinary Pareto domination decides.
     if va <= 0.0 and vb > 0.0:
@@ -134,7 +136,11 @@ def hypervolume(
     if len(reference) != len(directions):
         raise ConfigError("reference", tuple(reference), f"{len(directions)} values")
     ref = _as_minimization([reference], directions)[0]
-    pts = [p for p in _as_minimization(points, directions) if all(x < r for x, r in zip(p, ref))]
+    pts = [
+        p
+        for p in _as_minimization(points, directions)
+        if all(x < r for x, r in zip(p, ref, strict=True))
+    ]
     if not pts:
         return 0.0
     return _hv(sorted(set(pts)), ref)
@@ -178,11 +184,15 @@ def hypervolume_brute_force(
 ) -> float:
     """Inclusion-exclusion over all subsets: exponential, only for checking :func:`hypervolume`."""
     ref = _as_minimization([reference], directions)[0]
-    pts = [p for p in _as_minimization(points, directions) if all(x < r for x, r in zip(p, ref))]
+    pts = [
+        p
+        for p in _as_minimization(points, directions)
+        if all(x < r for x, r in zip(p, ref, strict=True))
+    ]
     total = 0.0
     for size in range(1, len(pts) + 1):
         for subset in itertools.combinations(pts, size):
-            corner = [max(c) for c in zip(*subset)]
-            box = math.prod(r - c for r, c in zip(ref, corner))
+            corner = [max(c) for c in zip(*subset, strict=True)]
+            box = math.prod(r - c for r, c in zip(ref, corner, strict=True))
             total += box if size % 2 else -box
     return total

@@ -35,8 +35,9 @@ def _brute_front(pts, violations):
 @given(points(3, 12), st.data())
 @settings(max_examples=200, deadline=None)
 def test_front_matches_brute_force(pts, data):
-    viol = data.draw(st.lists(st.sampled_from([0.0, 0.0, 0.5, 1.0]), min_size=len(pts),
-                              max_size=len(pts)))
+    viol = data.draw(
+        st.lists(st.sampled_from([0.0, 0.0, 0.5, 1.0]), min_size=len(pts), max_size=len(pts))
+    )
     assert pareto_front(pts, ["minimize"] * 3, viol) == _brute_front(pts, viol)
 
 
@@ -74,7 +75,7 @@ def test_hypervolume_matches_inclusion_exclusion(d, data):
     pts = data.draw(points(d, 7))
     dirs = data.draw(st.lists(st.sampled_from(["minimize", "maximize"]), min_size=d, max_size=d))
     ref = [10.0 if x == "minimize" else -1.0 for x in dirs]
-    pts = [tuple(-p if x == "maximize" else p for p, x in zip(pt, dirs)) for pt in pts]
+    pts = [tuple(-p if x == "maximize" else p for p, x in zip(pt, dirs, strict=True)) for pt in pts]
     assert hypervolume(pts, ref, dirs) == pytest.approx(hypervolume_brute_force(pts, ref, dirs))
 
 
