@@ -29,7 +29,7 @@ class DeviceMetrics:
 
     latency_ms: float
     peak_memory_bytes: int
-    energy_mj: float
+    energy_mj: float | None
     flash_bytes: int | None = None
     sram_bytes: int | None = None
     feasible: bool = True
@@ -42,12 +42,16 @@ class DeviceMetrics:
         return cls(
             latency_ms=float(obj.latency_ms),  # type: ignore[attr-defined]
             peak_memory_bytes=int(obj.peak_memory_bytes),  # type: ignore[attr-defined]
-            energy_mj=float(obj.energy_mj),  # type: ignore[attr-defined]
+            energy_mj=_opt_float(getattr(obj, "energy_mj", None)),
             flash_bytes=_opt_int(getattr(obj, "flash_bytes", None)),
             sram_bytes=_opt_int(getattr(obj, "sram_bytes", None)),
             feasible=bool(feasible),
             violations=tuple(getattr(obj, "violations", ()) or ()),
         )
+
+
+def _opt_float(v: object) -> float | None:
+    return None if v is None else float(v)  # type: ignore[arg-type]
 
 
 def _opt_int(v: object) -> int | None:

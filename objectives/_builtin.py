@@ -55,7 +55,10 @@ class EnergyMj(Objective):
     unit = "mJ"
 
     def value(self, evaluation: Evaluation, device: str | None = None) -> float:
-        return float(self._device(evaluation, device).energy_mj)
+        v = self._device(evaluation, device).energy_mj
+        if v is None:
+            raise ConfigError(f"energy_mj[{device}]", device, "a device with a power model")
+        return float(v)
 
 
 @OBJECTIVES.register("peak_memory_bytes")

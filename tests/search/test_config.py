@@ -1,0 +1,182 @@
+"""Study configuration: validation errors name the dotted field and what is allowed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from paretoedge.errors import ConfigError
+from paretoedge.objectives import DeviceMetrics, Evaluation
+from paretoedge.search import (
+    Constraint,
+    apply_overrides,
+    bundled_configs,
+    enumerate_space,
+    load_config,
+    parse_config,
+)
+
+
+def base(**over: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": "t",
+        "model": "tiny-bert",
+        "task": "sentiment",
+        "space": {
+            "prune.sparsity": {"low": 0.0, "high": 0.5, "step": 0.25},
+            "quant.bits": [32, 8, 4],
+            "quant.scheme": {"choices": ["uniform", "cluster"], "when": {"quant.bits": 4}},
+        },
+        "objectives": ["accuracy", "latency_ms", "size_bytes"],
+        "devices": ["rpi4", "mcu"],
+        "constraints": ["latency_ms[rpi4] <= 50", "accuracy >= 0.8", "flash_bytes[mcu] <= 2e6"],
+    }
+    doc.update(over)
+    return doc
+
+
+def test_valid_config_expands_per_device_objectives() -> None:
+    cfg = parse_config(base(), check_names=False)
+    assert [o.label for o in cfg.objectives] == [
+        "accuracy",
+        "latency_ms[rpi4]",
+        "latency_ms[mcu]",
+        "size_bytes",
+    ]
+    assert [o.direction for o in cfg.objectives] == ["maximize", "minimize", "minimize", "minimize"]
+    assert [o.label for o in cfg.front_objectives("mcu")] == [
+        "accuracy",
+        "latency_ms[mcu]",
+        "size_bytes",
+    ]
+    assert [c.label for c in cfg.device_constraints("rpi4")] == [
+        "latency_ms[rpi4] <= 50",
+        "accuracy >= 0.8",
+    ]
+    assert cfg.sampler.name == "nsga2"
+    assert cfg.space[0].kind == "float" and cfg.space[1].kind == "categorical"
+    # a device added later gets the per-device objectives applied to it
+    assert [o.label for o in cfg.front_objectives("pixel")][1] == "latency_ms[pixel]"
+
+
+def test_conditional_parameters_enumerate_once() -> None:
+    cfg = parse_config(base(), check_names=False)
+    points = list(enumerate_space(cfg.space))
+    # 3 sparsities x (32, 8, 4-uniform, 4-cluster)
+    assert len(points) == 12
+    assert {"prune.sparsity": 0.25, "quant.bits": 8} in points
+    assert {"prune.sparsity": 0.0, "quant.bits": 4, "quant.scheme": "cluster"} in points
+    assert all(("quant.scheme" in p) == (p["quant.bits"] == 4) for p in points)
+
+
+@pytest.mark.parametrize(
+    ("over", "field", "allowed"),
+    [
+        ({"budget": {"trials": 0}}, "budget.trials", "greater than or equal to 1"),
+        ({"budget": {"trials": "many"}}, "budget.trials", "integer"),
+        ({"sampler": {"name": "cmaes"}}, "sampler.name", "'nsga2', 'tpe', 'gp' or 'random'"),
+        ({"sampler": "cmaes"}, "sampler", "nsga2"),
+        (
+            {"sampler": {"name": "tpe", "options": {"popsize": 3}}},
+            "sampler.options.popsize",
+            "n_startup_trials",
+        ),
+        ({"budgett": {}}, "budgett", "budget"),
+        ({"recovery": {"steps": -1}}, "recovery.steps", "greater than or equal to 0"),
+        ({"objectives": ["accuracy", "latency"]}, "objectives[1].name", "latency_ms"),
+        ({"objectives": ["latency_ms"]}, "objectives", "accuracy"),
+        ({"objectives": ["accuracy", "latency_ms[pi]"]}, "objectives[1].device", "rpi4"),
+        (
+            {"objectives": ["accuracy", "size_bytes[rpi4]"]},
+            "objectives[1].device",
+            "device-independent",
+        ),
+        ({"constraints": ["latency_ms <= 5"]}, "constraints[0]", "per device"),
+        ({"constraints": ["latency_ms[pi] <= 5"]}, "constraints[0]", "rpi4, mcu"),
+        ({"constraints": ["speed[rpi4] <= 5"]}, "constraints[0]", "accuracy"),
+        ({"constraints": ["accuracy = 0.5"]}, "constraints[0]", "<="),
+        ({"devices": []}, "devices", "at least 1"),
+        ({"devices": ["rpi4", "rpi4"]}, "devices", "distinct"),
+        ({"seq_len": 4}, "seq_len", "greater than or equal to 8"),
+        ({"baselines": ["fp16"]}, "baselines[0]", "'teacher' or 'int8'"),
+        ({"space": {"prune.sparsty": [0.1]}}, "space.prune.sparsty", "prune.sparsity"),
+        (
+            {"space": {"quant.bits": {"low": 4, "high": 8, "step": 0.5}}},
+            "space.quant.bits.step",
+            "integer",
+        ),
+        (
+            {"space": {"prune.sparsity": {"low": 0.5, "high": 0.1}}},
+            "space.prune.sparsity.high",
+            ">= low",
+        ),
+        ({"space": {"prune.sparsity": {"lo": 0.5}}}, "space.prune.sparsity.lo", "high"),
+        (
+            {"space": {"quant.scheme": {"choices": ["uniform"], "when": {"quant.bits": 4}}}},
+            "space.quant.scheme.when.quant.bits",
+            "listed before",
+        ),
+        ({"space": {"quant.bits": ["eight"]}}, "space.quant.bits.choices", "int"),
+        ({"space": {}}, "space", "at least one"),
+        ({"fixed": {"quant.bits": 8}}, "fixed.quant.bits", "not also in space"),
+        ({"budget": {"trials": None}}, "budget", "trials and/or timeout_s"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_errors_name_the_field(over: dict[str, Any], field: str, allowed: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(base(**over), check_names=False)
+    assert info.value.field == field, str(info.value)
+    assert allowed in str(info.value)
+
+
+def test_missing_required_field() -> None:
+    doc = base()
+    del doc["model"]
+    with pytest.raises(ConfigError, match=r"invalid model=None: allowed a value"):
+        parse_config(doc, check_names=False)
+
+
+def test_constraint_violation_is_relative() -> None:
+    ev = Evaluation(
+        accuracy=0.7,
+        size_bytes=10,
+        devices={"rpi4": DeviceMetrics(latency_ms=75.0, peak_memory_bytes=1, energy_mj=1.0)},
+    )
+    assert Constraint.parse("latency_ms[rpi4] <= 50").violation(ev) == pytest.approx(0.5)
+    assert Constraint.parse("latency_ms[rpi4] <= 100").violation(ev) == 0.0
+    assert Constraint.parse("accuracy >= 0.8").violation(ev) == pytest.approx(0.125)
+    assert Constraint.parse("flash_bytes[x] <= 2e6").bound == 2e6
+
+
+def test_overrides_reach_nested_and_dotted_keys() -> None:
+    doc = apply_overrides(
+        base(),
+        [
+            "model=minilm",
+            "budget.trials=3",
+            "space.prune.sparsity.high=0.75",
+            "devices=[rpi4]",
+            "sampler.name=random",
+        ],
+    )
+    assert doc["model"] == "minilm"
+    assert doc["budget"] == {"trials": 3}
+    assert doc["space"]["prune.sparsity"]["high"] == 0.75
+    cfg = parse_config({**doc, "constraints": []}, check_names=False)
+    assert cfg.budget.trials == 3 and cfg.devices == ("rpi4",)
+    with pytest.raises(ConfigError, match="--set"):
+        apply_overrides(base(), ["model"])
+
+
+def test_bundled_configs_load_by_name_and_path() -> None:
+    names = bundled_configs()
+    assert "quickstart" in names
+    for name in names:
+        cfg = load_config(name, check_names=False)
+        assert cfg.name
+    cfg = load_config("quickstart", ["budget.trials=2"], check_names=False)
+    assert cfg.budget.trials == 2
+    with pytest.raises(ConfigError, match="config"):
+        load_config("no-such-study")
