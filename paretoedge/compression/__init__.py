@@ -1,1 +1,107 @@
-"""Compression transforms and their composition."""
+"""Compression transforms and their composition.
+
+Each transform has a frozen, validated config (:class:`PruneConfig`, :class:`HeadsConfig`,
+:class:`FFNConfig`, :class:`LowRankConfig`, :class:`QuantConfig`, :class:`DistillConfig`,
+:class:`RecoveryConfig`); :class:`CompressionSpec` bundles them and :func:`compress`
+applies them in one canonical order (see :mod:`paretoedge.compression._compose`).
+:func:`model_stats` measures parameters, sparsity and packed bytes; :func:`export_onnx`
+writes static-shape ONNX (float, or int8 QDQ) with the ``paretoedge.*`` metadata the
+hardware model reads.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from paretoedge.compression._config import (
+    ALLOWED_BITS,
+    CompressionSpec,
+    FFNConfig,
+    HeadsConfig,
+    LowRankConfig,
+    PruneConfig,
+    QuantConfig,
+    RecoveryConfig,
+)
+from paretoedge.compression._distill import DistillConfig, apply_distill, make_student
+
+if TYPE_CHECKING:
+    from paretoedge.compression._compose import (
+        STEPS,
+        CompressionResult,
+        compress,
+        load_compressed,
+        save_compressed,
+    )
+    from paretoedge.compression._export import export_onnx
+    from paretoedge.compression._lowrank import low_rank
+    from paretoedge.compression._modules import LowRankEmbedding, LowRankLinear, bake
+    from paretoedge.compression._prune import magnitude_prune, prune_ffn, prune_heads
+    from paretoedge.compression._quant import calibrate_activations, quantize_weights
+    from paretoedge.compression._stats import LayerInfo, ModelStats, model_stats
+
+# Names whose modules import torch are loaded on first use, so reading a spec (the CLI,
+# the search controller, the HTTP API) does not pay for importing torch.
+_LAZY = {
+    "STEPS": "_compose",
+    "CompressionResult": "_compose",
+    "compress": "_compose",
+    "load_compressed": "_compose",
+    "save_compressed": "_compose",
+    "export_onnx": "_export",
+    "low_rank": "_lowrank",
+    "LowRankEmbedding": "_modules",
+    "LowRankLinear": "_modules",
+    "bake": "_modules",
+    "magnitude_prune": "_prune",
+    "prune_ffn": "_prune",
+    "prune_heads": "_prune",
+    "calibrate_activations": "_quant",
+    "quantize_weights": "_quant",
+    "LayerInfo": "_stats",
+    "ModelStats": "_stats",
+    "model_stats": "_stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f"paretoedge.compression.{_LAZY[name]}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "ALLOWED_BITS",
+    "STEPS",
+    "CompressionResult",
+    "CompressionSpec",
+    "DistillConfig",
+    "FFNConfig",
+    "HeadsConfig",
+    "LayerInfo",
+    "LowRankConfig",
+    "LowRankEmbedding",
+    "LowRankLinear",
+    "ModelStats",
+    "PruneConfig",
+    "QuantConfig",
+    "RecoveryConfig",
+    "apply_distill",
+    "bake",
+    "calibrate_activations",
+    "compress",
+    "export_onnx",
+    "load_compressed",
+    "low_rank",
+    "magnitude_prune",
+    "make_student",
+    "model_stats",
+    "prune_ffn",
+    "prune_heads",
+    "quantize_weights",
+    "save_compressed",
+]

@@ -1,0 +1,339 @@
+"""Composition of the transforms, and saving/loading compressed models.
+
+Canonical order (whatever order the spec's keys came in):
+
+1. ``distill``  keep k teacher layers and train the student on the teacher (KD);
+2. ``heads``    remove attention heads (structured);
+3. ``ffn``      remove FFN intermediate neurons (structured);
+4. ``lowrank``  factor Linears / the word embeddings by truncated SVD;
+5. ``prune``    unstructured magnitude masks (kept applied from here on);
+6. ``quant`` with ``qat=True``: weight fake quantisers inserted now, trained through;
+7. ``recovery`` distillation from the teacher for ``recovery.steps`` (masks kept);
+8. ``quant`` with ``qat=False``: post-training weight quantisation;
+9. bake masks and quantisers into the weights; calibrate int8 activations of 8-bit layers.
+
+Shape-changing steps come first (a mask or a quantiser of a matrix that is later sliced or
+factored would be lost), pruning precedes quantisation (the quantisers see the zeros and
+keep them exact), and the fine-tune sits between the two kinds of quantisation so QAT
+learns through the quantisers while PTQ quantises the recovered weights.
+
+A compressed model may have per-layer head counts, FFN widths and factored layers that
+its HF ``config.json`` cannot express. :func:`save_compressed` therefore writes, next to
+``save_pretrained``'s files, ``paretoedge_structure.json`` (every Linear/Embedding shape,
+factored layers, head counts, quantisation records and activation quantisers);
+:func:`load_compressed` rebuilds that skeleton from the config and loads the weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from paretoedge.compression import _arch
+from paretoedge.compression._config import CompressionSpec, RecoveryConfig
+from paretoedge.compression._lowrank import low_rank
+from paretoedge.compression._modules import (
+    LowRankEmbedding,
+    LowRankLinear,
+    attach_act_quantizer,
+    bake,
+)
+from paretoedge.compression._prune import magnitude_prune, prune_ffn, prune_heads
+from paretoedge.compression._quant import calibrate_activations, quantize_weights
+from paretoedge.compression._stats import ModelStats, model_stats
+from paretoedge.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from paretoedge.tasks import TaskData
+
+log = logging.getLogger(__name__)
+
+STRUCTURE_FILE = "paretoedge_structure.json"
+SPEC_FILE = "paretoedge_spec.json"
+CALIBRATION_BATCHES = 4
+CALIBRATION_BATCH_SIZE = 16
+GRADIENT_BATCHES = 4
+
+STEPS = (
+    "distill",
+    "heads",
+    "ffn",
+    "lowrank",
+    "prune",
+    "quant(qat)",
+    "recovery",
+    "quant(ptq)",
+    "calibrate",
+)
+
+
+@dataclass(frozen=True)
+class CompressionResult:
+    """What :func:`compress` returns.
+
+    Attributes:
+        model: The compressed model (eval mode; masks and quantisers baked in).
+        spec: The spec applied.
+        stats: Its measured size.
+        wall_s: Seconds the compression (including training) took.
+        applied: The steps that ran, in order (names from :data:`STEPS`).
+    """
+
+    model: Any
+    spec: CompressionSpec
+    stats: ModelStats
+    wall_s: float
+    applied: tuple[str, ...] = ()
+
+
+def _need_data(field: str, value: Any, task: TaskData | None, tokenizer: Any) -> None:
+    if task is None or tokenizer is None:
+        raise ConfigError(field, value, "a value that needs no data, or pass task= and tokenizer=")
+
+
+def compress(
+    model: PreTrainedModel,
+    spec: CompressionSpec,
+    *,
+    teacher: PreTrainedModel | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    task: TaskData | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    calibration: Sequence[dict[str, torch.Tensor]] | None = None,
+) -> CompressionResult:
+    """Apply ``spec`` to a copy of ``model`` in the canonical order (module docstring).
+
+    Args:
+        model: A sequence-classification model (not modified).
+        teacher: Teacher of distillation and recovery; default: a copy of ``model``.
+        tokenizer, task: Needed by distill, recovery, gradient head importance and
+            activation calibration (which uses the first train examples).
+        seed: Seeds every random choice; the same spec and seed give the same weights.
+        calibration: Tokenised batches overriding the task's for activation calibration.
+
+    Raises:
+        ConfigError: a transform that needs data without ``task``/``tokenizer``, or a
+            spec that does not fit the model (e.g. more distill layers than it has).
+    """
+    from paretoedge.training import distill, make_batches
+
+    if not isinstance(spec, CompressionSpec):
+        raise ConfigError("spec", type(spec).__name__, "a CompressionSpec")
+    start = time.perf_counter()
+    applied: list[str] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        original = model
+        work = copy.deepcopy(model).eval()
+        teacher_model = teacher if teacher is not None else original
+        train = task.train if task is not None else ()
+
+        if spec.distill is not None:
+            from paretoedge.compression._distill import apply_distill
+
+            if spec.distill.steps > 0:
+                _need_data("distill.steps", spec.distill.steps, task, tokenizer)
+            work = apply_distill(
+                work,
+                spec.distill,
+                tokenizer=tokenizer,  # type: ignore[arg-type]
+                examples=train,
+                seed=seed,
+                progress=progress,
+            )
+            applied.append("distill")
+        if spec.heads is not None:
+            batches = None
+            if spec.heads.criterion == "gradient":
+                _need_data("heads.criterion", "gradient", task, tokenizer)
+                batches = make_batches(tokenizer, train[: GRADIENT_BATCHES * 16], batch_size=16)
+            prune_heads(work, spec.heads, batches)
+            applied.append("heads")
+        if spec.ffn is not None:
+            prune_ffn(work, spec.ffn)
+            applied.append("ffn")
+        if spec.lowrank is not None:
+            low_rank(work, spec.lowrank)
+            applied.append("lowrank")
+        if spec.prune is not None:
+            magnitude_prune(work, spec.prune)
+            applied.append("prune")
+        quant = spec.quant
+        if quant is not None and quant.act_bits == 8 and calibration is None:
+            _need_data("quant.act_bits", 8, task, tokenizer)
+        if quant is not None and quant.qat:
+            quantize_weights(work, quant, seed=seed)
+            applied.append("quant(qat)")
+        recovery = spec.recovery
+        if recovery is not None and recovery.steps > 0:
+            _need_data("recovery.steps", recovery.steps, task, tokenizer)
+            _recover(work, teacher_model, tokenizer, train, recovery, seed, progress, distill)
+            applied.append("recovery")
+        if quant is not None and not quant.qat:
+            quantize_weights(work, quant, seed=seed)
+            applied.append("quant(ptq)")
+        bake(work)
+        if quant is not None and quant.act_bits == 8:
+            if calibration is None:
+                calibration = make_batches(
+                    tokenizer,  # type: ignore[arg-type]
+                    train[: CALIBRATION_BATCHES * CALIBRATION_BATCH_SIZE],
+                    batch_size=CALIBRATION_BATCH_SIZE,
+                )
+            if calibrate_activations(work, calibration):
+                applied.append("calibrate")
+        work.eval()
+        work.paretoedge_spec = spec
+    wall = time.perf_counter() - start
+    return CompressionResult(
+        model=work, spec=spec, stats=model_stats(work), wall_s=wall, applied=tuple(applied)
+    )
+
+
+def _recover(
+    student: nn.Module,
+    teacher: nn.Module,
+    tokenizer: Any,
+    examples: Sequence[Any],
+    recovery: RecoveryConfig,
+    seed: int,
+    progress: bool,
+    distill: Any,
+) -> None:
+    from paretoedge.compression._distill import DistillConfig
+
+    if not examples:
+        raise DataError("recovery needs training examples; the task's train split is empty")
+    hidden = 1.0 if student.config.hidden_size == teacher.config.hidden_size else 0.0
+    config = DistillConfig(
+        steps=recovery.steps,
+        lr=recovery.lr,
+        batch_size=recovery.batch_size,
+        hidden_weight=hidden,
+    )
+    distill(student, teacher, tokenizer, examples, config=config, seed=seed, progress=progress)
+    student.eval()
+
+
+def structure_of(model: nn.Module) -> dict[str, Any]:
+    """The architecture facts a config.json cannot hold (see the module docstring)."""
+    modules: dict[str, Any] = {}
+    for name, m in model.named_modules():
+        if isinstance(m, LowRankLinear):
+            modules[name] = {
+                "type": "lowrank_linear",
+                "in": m.in_features,
+                "out": m.out_features,
+                "rank": m.rank,
+                "bias": m.up.bias is not None,
+            }
+        elif isinstance(m, LowRankEmbedding):
+            modules[name] = {
+                "type": "lowrank_embedding",
+                "num": m.num_embeddings,
+                "dim": m.embedding_dim,
+                "rank": m.rank,
+                "padding_idx": m.padding_idx,
+            }
+        elif isinstance(m, nn.Linear) and not name.endswith((".down", ".up", ".proj")):
+            modules[name] = {
+                "type": "linear",
+                "in": m.in_features,
+                "out": m.out_features,
+                "bias": m.bias is not None,
+            }
+    heads = {}
+    for block in _arch.blocks(model):
+        heads[block.attention] = _arch.get_heads(model, block)[0]
+    quant = {
+        name: dict(m.paretoedge_quant)
+        for name, m in model.named_modules()
+        if getattr(m, "paretoedge_quant", None)
+    }
+    act = [name for name, m in model.named_modules() if hasattr(m, "act_quant")]
+    return {"format": 1, "modules": modules, "heads": heads, "quant": quant, "act_quant": act}
+
+
+def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
+    """Reshape a freshly built model to ``structure`` (weights are loaded afterwards)."""
+    if structure.get("format") != 1:
+        raise DataError(f"{STRUCTURE_FILE}: unknown format {structure.get('format')!r}")
+    for name, spec in structure["modules"].items():
+        kind = spec["type"]
+        if kind == "lowrank_linear":
+            new: nn.Module = LowRankLinear(spec["in"], spec["out"], spec["rank"], spec["bias"])
+        elif kind == "lowrank_embedding":
+            new = LowRankEmbedding(spec["num"], spec["dim"], spec["rank"], spec["padding_idx"])
+        else:
+            old = model.get_submodule(name)
+            if (old.in_features, old.out_features) == (spec["in"], spec["out"]):
+                continue
+            new = nn.Linear(spec["in"], spec["out"], bias=spec["bias"])
+        model.set_submodule(name, new)
+    by_attention = {b.attention: b for b in _arch.blocks(model)}
+    for name, n in structure["heads"].items():
+        _arch.set_heads(model, by_attention[name], int(n))
+    for name, record in structure["quant"].items():
+        model.get_submodule(name).paretoedge_quant = dict(record)
+    for name in structure["act_quant"]:
+        attach_act_quantizer(model.get_submodule(name))
+    return model
+
+
+def save_compressed(
+    model: nn.Module,
+    out_dir: str | Path,
+    *,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    spec: CompressionSpec | None = None,
+) -> Path:
+    """Write ``model`` (baked copy) with ``save_pretrained`` plus the structure and spec."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    work = bake(copy.deepcopy(model))
+    work.save_pretrained(out)
+    (out / STRUCTURE_FILE).write_text(json.dumps(structure_of(work), indent=1))
+    spec = spec if spec is not None else getattr(model, "paretoedge_spec", None)
+    if spec is not None:
+        (out / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=1))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    return out
+
+
+def load_compressed(path: str | Path) -> PreTrainedModel:
+    """Load a directory written by :func:`save_compressed` (eval mode, eager attention)."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    path = Path(path)
+    structure_file = path / STRUCTURE_FILE
+    if not structure_file.is_file():
+        raise DataError(f"{path} has no {STRUCTURE_FILE}; not written by paretoedge compress")
+    structure = json.loads(structure_file.read_text())
+    config = AutoConfig.from_pretrained(path)
+    config._attn_implementation = "eager"
+    model = AutoModelForSequenceClassification.from_config(config)
+    apply_structure(model, structure)
+    state: dict[str, torch.Tensor] = {}
+    for file in sorted(path.glob("*.safetensors")):
+        state.update(load_file(str(file)))
+    if not state:
+        raise DataError(f"{path} holds no *.safetensors weights")
+    model.load_state_dict(state, strict=True)
+    spec_file = path / SPEC_FILE
+    if spec_file.is_file():
+        model.paretoedge_spec = CompressionSpec.from_dict(json.loads(spec_file.read_text()))
+    return model.eval()

@@ -1,0 +1,415 @@
+"""Typed, frozen, versioned configurations of the compression transforms.
+
+Every transform has one frozen dataclass validated in ``__post_init__``; a bad value raises
+:class:`~paretoedge.errors.ConfigError` naming the dotted field (``quant.bits``), the value
+and what is allowed, so the CLI and the search can print one clear line.
+
+:class:`CompressionSpec` bundles them (each optional). It round-trips through a flat
+``{"quant.bits": 8, "prune.sparsity": 0.5}`` mapping (what ``--set`` and the search space
+speak) and through a versioned ``{"_type", "_version", "_data"}`` document whose ``_type``
+is checked against an allow-list on load, so a stored spec can never name arbitrary code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from paretoedge.errors import ConfigError, UnknownNameError
+
+ALLOWED_BITS = (32, 16, 8, 4)
+LAYER_GROUPS = ("attention", "ffn", "embeddings", "head")
+LOWRANK_TARGETS = ("attention", "ffn", "embeddings")
+SPEC_VERSION = 1
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_fraction(name: str, value: Any, lo: float, hi: float, *, lo_open: bool) -> None:
+    ok = _is_number(value) and (lo < value if lo_open else lo <= value) and value <= hi
+    if not ok:
+        left = "(" if lo_open else "["
+        raise ConfigError(name, value, f"a number in {left}{lo:g}, {hi:g}]")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Unstructured magnitude pruning of the encoder's Linear weights.
+
+    Attributes:
+        sparsity: Fraction of weights set to zero, in [0, 0.95].
+        scope: ``"global"`` ranks all target weights together (layers end up with different
+            sparsities); ``"layer"`` prunes every Linear to the same sparsity.
+    """
+
+    sparsity: float = 0.5
+    scope: Literal["global", "layer"] = "global"
+
+    def __post_init__(self) -> None:
+        _check_fraction("prune.sparsity", self.sparsity, 0.0, 0.95, lo_open=False)
+        if self.scope not in ("global", "layer"):
+            raise ConfigError("prune.scope", self.scope, ("global", "layer"))
+
+
+@dataclass(frozen=True)
+class HeadsConfig:
+    """Structured pruning of attention heads (every layer keeps the same fraction).
+
+    Attributes:
+        keep: Fraction of heads kept per layer, in (0, 1]; at least one head stays.
+        criterion: ``"magnitude"`` (L2 norm of the head's Q/K/V rows and output columns) or
+            ``"gradient"`` (|d loss / d head mask| summed over task batches; needs data).
+    """
+
+    keep: float = 0.75
+    criterion: Literal["magnitude", "gradient"] = "magnitude"
+
+    def __post_init__(self) -> None:
+        _check_fraction("heads.keep", self.keep, 0.0, 1.0, lo_open=True)
+        if self.criterion not in ("magnitude", "gradient"):
+            raise ConfigError("heads.criterion", self.criterion, ("magnitude", "gradient"))
+
+
+@dataclass(frozen=True)
+class FFNConfig:
+    """Structured pruning of FFN intermediate neurons (same fraction in every layer).
+
+    Attributes:
+        keep: Fraction of intermediate neurons kept, in (0, 1]; ranked by the product of
+            the neuron's input-row and output-column L2 norms.
+    """
+
+    keep: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_fraction("ffn.keep", self.keep, 0.0, 1.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class LowRankConfig:
+    """Truncated-SVD factorisation of Linear layers (and the word embedding matrix).
+
+    Attributes:
+        rank: Fixed rank r >= 1 (a cap when ``energy`` is also given).
+        energy: Keep the smallest rank whose singular values hold this fraction of the
+            squared spectrum, in (0, 1].
+        targets: Layer types to factor, a subset of attention, ffn, embeddings.
+
+    A layer is only replaced where the two factors have fewer parameters than the original.
+    """
+
+    rank: int | None = None
+    energy: float | None = None
+    targets: tuple[str, ...] = ("attention", "ffn")
+
+    def __post_init__(self) -> None:
+        targets = self.targets
+        if isinstance(targets, str):
+            targets = tuple(t.strip() for t in targets.split(",") if t.strip())
+        targets = tuple(targets)
+        if not targets or any(t not in LOWRANK_TARGETS for t in targets):
+            raise ConfigError(
+                "lowrank.targets",
+                ",".join(map(str, targets)),
+                "a non-empty subset of " + ", ".join(LOWRANK_TARGETS),
+            )
+        object.__setattr__(self, "targets", tuple(t for t in LOWRANK_TARGETS if t in targets))
+        if self.rank is None and self.energy is None:
+            raise ConfigError("lowrank.rank", None, "an integer >= 1 (or set lowrank.energy)")
+        if self.rank is not None and (
+            not isinstance(self.rank, int) or isinstance(self.rank, bool) or self.rank < 1
+        ):
+            raise ConfigError("lowrank.rank", self.rank, "an integer >= 1")
+        if self.energy is not None:
+            _check_fraction("lowrank.energy", self.energy, 0.0, 1.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Weight quantisation with per-layer bit-widths, optional int8 activations and QAT.
+
+    Attributes:
+        bits: Default weight bit-width of every Linear and of the word embeddings:
+            32 (float), 16 (float16), 8 or 4.
+        scheme: ``"uniform"`` (symmetric, per output channel, one float scale per row) or
+            ``"cluster"`` (k-means weight sharing: at most 2^bits distinct values per layer
+            and a 2^bits-entry codebook; 16/32 bits stay float).
+        layer_bits: Overrides as ``((selector, bits), ...)``; a selector is a layer group
+            (attention, ffn, embeddings, head), ``layer.N`` (every Linear of encoder layer N)
+            or a full module name. Later entries win.
+        act_bits: 8 quantises the input activations of every 8-bit uniform layer to int8
+            with per-tensor scales calibrated on task batches; None keeps them float.
+        qat: Insert the fake quantisers before the recovery fine-tune and train through them
+            with a straight-through estimator, instead of quantising after it.
+    """
+
+    bits: int = 8
+    scheme: Literal["uniform", "cluster"] = "uniform"
+    layer_bits: tuple[tuple[str, int], ...] = ()
+    act_bits: int | None = 8
+    qat: bool = False
+
+    def __post_init__(self) -> None:
+        if self.bits not in ALLOWED_BITS or isinstance(self.bits, bool):
+            raise ConfigError("quant.bits", self.bits, ALLOWED_BITS)
+        if self.scheme not in ("uniform", "cluster"):
+            raise ConfigError("quant.scheme", self.scheme, ("uniform", "cluster"))
+        layer_bits = self.layer_bits
+        if isinstance(layer_bits, Mapping):
+            layer_bits = tuple(layer_bits.items())
+        normalised = []
+        for selector, bits in layer_bits:
+            if not isinstance(selector, str) or not selector:
+                raise ConfigError("quant.layer_bits", selector, "a layer group, layer.N or module")
+            if bits not in ALLOWED_BITS or isinstance(bits, bool):
+                raise ConfigError(f"quant.layer_bits.{selector}", bits, ALLOWED_BITS)
+            normalised.append((selector, int(bits)))
+        object.__setattr__(self, "layer_bits", tuple(normalised))
+        if self.act_bits not in (8, None):
+            raise ConfigError("quant.act_bits", self.act_bits, ("8", "None"))
+        if not isinstance(self.qat, bool):
+            raise ConfigError("quant.qat", self.qat, ("true", "false"))
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """Recovery fine-tune after compression: distillation from the (uncompressed) teacher.
+
+    Attributes:
+        steps: Optimiser steps (0 disables recovery).
+        lr: Learning rate, > 0.
+        batch_size: Examples per step, >= 1.
+    """
+
+    steps: int = 100
+    lr: float = 5e-5
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
+            raise ConfigError("recovery.steps", self.steps, "an integer >= 0")
+        if not _is_number(self.lr) or not 0 < self.lr <= 1:
+            raise ConfigError("recovery.lr", self.lr, "a number in (0, 1]")
+        if (
+            not isinstance(self.batch_size, int)
+            or isinstance(self.batch_size, bool)
+            or self.batch_size < 1
+        ):
+            raise ConfigError("recovery.batch_size", self.batch_size, "an integer >= 1")
+
+
+def _distill_config_cls() -> type | None:
+    try:
+        from paretoedge.compression._distill import DistillConfig
+    except ImportError:
+        return None
+    return DistillConfig
+
+
+_SECTIONS: dict[str, str] = {
+    "distill": "DistillConfig",
+    "heads": "HeadsConfig",
+    "ffn": "FFNConfig",
+    "lowrank": "LowRankConfig",
+    "prune": "PruneConfig",
+    "quant": "QuantConfig",
+    "recovery": "RecoveryConfig",
+}
+
+
+def _section_cls(section: str) -> type:
+    classes: dict[str, type | None] = {
+        "HeadsConfig": HeadsConfig,
+        "FFNConfig": FFNConfig,
+        "LowRankConfig": LowRankConfig,
+        "PruneConfig": PruneConfig,
+        "QuantConfig": QuantConfig,
+        "RecoveryConfig": RecoveryConfig,
+        "DistillConfig": _distill_config_cls(),
+    }
+    cls = classes[_SECTIONS[section]]
+    if cls is None:
+        raise ConfigError(section, section, "available once paretoedge.compression._distill exists")
+    return cls
+
+
+def _coerce(key: str, raw: Any, annotation: str) -> Any:
+    """Turn a CLI/JSON value into the annotated type (``"8"`` -> 8, ``"true"`` -> True)."""
+    if not isinstance(raw, str):
+        if "float" in annotation and isinstance(raw, int) and not isinstance(raw, bool):
+            return float(raw)
+        if "tuple" in annotation and isinstance(raw, list):
+            return tuple(tuple(x) if isinstance(x, list) else x for x in raw)
+        return raw
+    text = raw.strip()
+    if text.lower() in ("none", "null") and "None" in annotation:
+        return None
+    if "tuple" in annotation and annotation.startswith("int") and ("," in text or "(" in text):
+        parts = [t for t in text.strip("()[]").replace(" ", "").split(",") if t]
+        try:
+            return tuple(int(t) for t in parts)
+        except ValueError:
+            raise ConfigError(key, raw, "an integer or comma-separated integers") from None
+    if annotation.startswith("bool"):
+        if text.lower() in ("true", "1", "yes", "on"):
+            return True
+        if text.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(key, raw, ("true", "false"))
+    if annotation.startswith("int"):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(key, raw, "an integer") from None
+    if annotation.startswith("float"):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(key, raw, "a number") from None
+    if annotation.startswith("tuple"):
+        if text.startswith("[") or text.startswith("("):
+            try:
+                return tuple(
+                    tuple(x) if isinstance(x, list) else x
+                    for x in json.loads(text.replace("(", "[").replace(")", "]"))
+                )
+            except json.JSONDecodeError:
+                raise ConfigError(key, raw, "a comma-separated list") from None
+        return tuple(t.strip() for t in text.split(",") if t.strip())
+    return text
+
+
+@dataclass(frozen=True)
+class CompressionSpec:
+    """What to do to a model; every section is optional (None = transform not applied).
+
+    The transforms run in the canonical order of :func:`paretoedge.compression.compress`,
+    whatever order the keys were given in.
+    """
+
+    distill: Any = None
+    heads: HeadsConfig | None = None
+    ffn: FFNConfig | None = None
+    lowrank: LowRankConfig | None = None
+    prune: PruneConfig | None = None
+    quant: QuantConfig | None = None
+    recovery: RecoveryConfig | None = None
+
+    def __post_init__(self) -> None:
+        for section in _SECTIONS:
+            value = getattr(self, section)
+            if value is None:
+                continue
+            expected = _section_cls(section)
+            if not isinstance(value, expected):
+                raise ConfigError(section, type(value).__name__, expected.__name__)
+
+    @property
+    def is_empty(self) -> bool:
+        return all(getattr(self, s) is None for s in _SECTIONS)
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any]) -> CompressionSpec:
+        """Build a spec from dotted keys, e.g. ``{"quant.bits": 8, "prune.sparsity": 0.5}``.
+
+        A section is switched on by any of its keys (other fields keep their defaults);
+        ``quant.layer_bits.<selector>`` sets one per-layer override. Values may be strings
+        (as typed on the command line). Unknown sections or keys raise ConfigError.
+        """
+        grouped: dict[str, dict[str, Any]] = {}
+        for key, raw in flat.items():
+            if not isinstance(key, str) or "." not in key:
+                raise UnknownNameError("transform", str(key).split(".")[0], _SECTIONS)
+            section, name = key.split(".", 1)
+            if section not in _SECTIONS:
+                raise UnknownNameError("transform", section, _SECTIONS)
+            config_cls = _section_cls(section)
+            known = {f.name: str(f.type) for f in fields(config_cls)}
+            bucket = grouped.setdefault(section, {})
+            if section == "quant" and name.startswith("layer_bits."):
+                selector = name[len("layer_bits.") :]
+                bits = _coerce(key, raw, "int")
+                bucket.setdefault("layer_bits", []).append((selector, bits))
+                continue
+            if name not in known:
+                raise UnknownNameError(f"{section} key", key, (f"{section}.{k}" for k in known))
+            value = _coerce(key, raw, known[name])
+            if section == "quant" and name == "layer_bits":
+                if isinstance(value, Mapping):
+                    value = list(value.items())
+                elif value and isinstance(value[0], str):
+                    value = [tuple(v.split(":", 1)) for v in value]
+                    value = [(s, _coerce(f"quant.layer_bits.{s}", b, "int")) for s, b in value]
+                bucket.setdefault("layer_bits", []).extend(value)
+                continue
+            bucket[name] = value
+        sections: dict[str, Any] = {}
+        for section, kwargs in grouped.items():
+            if "layer_bits" in kwargs:
+                kwargs["layer_bits"] = tuple(tuple(x) for x in kwargs["layer_bits"])
+            try:
+                sections[section] = _section_cls(section)(**kwargs)
+            except TypeError as exc:
+                raise ConfigError(section, kwargs, f"valid {section} keys ({exc})") from None
+        return cls(**sections)
+
+    def to_flat(self) -> dict[str, Any]:
+        """The spec as dotted keys; ``from_flat(spec.to_flat()) == spec``."""
+        flat: dict[str, Any] = {}
+        for section in _SECTIONS:
+            config = getattr(self, section)
+            if config is None:
+                continue
+            for f in fields(config):
+                value = getattr(config, f.name)
+                if section == "quant" and f.name == "layer_bits":
+                    for selector, bits in value:
+                        flat[f"quant.layer_bits.{selector}"] = bits
+                    continue
+                if isinstance(value, tuple):
+                    value = list(value)
+                flat[f"{section}.{f.name}"] = value
+        return flat
+
+    def to_dict(self) -> dict[str, Any]:
+        """Versioned document ``{"_type": "CompressionSpec", "_version": 1, "_data": {...}}``."""
+        return {"_type": "CompressionSpec", "_version": SPEC_VERSION, "_data": self.to_flat()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> CompressionSpec:
+        """Load a document written by :meth:`to_dict`; only known types and versions load."""
+        if not isinstance(doc, Mapping):
+            raise ConfigError("spec", type(doc).__name__, "a mapping with _type, _version, _data")
+        kind = doc.get("_type")
+        if kind not in _ALLOWED_TYPES:
+            raise ConfigError("spec._type", kind, sorted(_ALLOWED_TYPES))
+        version = doc.get("_version")
+        if version != SPEC_VERSION:
+            raise ConfigError("spec._version", version, (SPEC_VERSION,))
+        data = doc.get("_data")
+        if not isinstance(data, Mapping):
+            raise ConfigError("spec._data", data, "a mapping of dotted keys")
+        return _ALLOWED_TYPES[kind].from_flat(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> CompressionSpec:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError("spec", text[:40], f"JSON ({exc.msg})") from None
+        return cls.from_dict(doc)
+
+    def replace(self, **changes: Any) -> CompressionSpec:
+        return dataclasses.replace(self, **changes)
+
+
+_ALLOWED_TYPES: dict[str, type[CompressionSpec]] = {"CompressionSpec": CompressionSpec}

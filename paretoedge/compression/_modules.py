@@ -1,0 +1,195 @@
+"""The modules and weight parametrisations the transforms put into a model.
+
+Masks and fake quantisers are ``torch.nn.utils.parametrize`` parametrisations of a
+layer's ``weight``: the float weight stays trainable underneath, every forward sees the
+masked/quantised one, so pruning masks survive fine-tuning and quantisation-aware
+training gets a straight-through estimator. :func:`bake` writes the parametrised values
+into plain weights (before saving or exporting).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+
+class LowRankLinear(nn.Module):
+    """``up(down(x))``: a Linear factored into rank-r ``down`` (no bias) and ``up``."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.rank = rank
+        self.down = nn.Linear(in_features, rank, bias=False)
+        self.up = nn.Linear(rank, out_features, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.down(x))
+
+
+class LowRankEmbedding(nn.Module):
+    """``proj(embed(ids))``: a V x H embedding factored into V x r and an r -> H Linear."""
+
+    def __init__(
+        self, num_embeddings: int, embedding_dim: int, rank: int, padding_idx: int | None = None
+    ) -> None:
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.rank = rank
+        self.padding_idx = padding_idx
+        self.embed = nn.Embedding(num_embeddings, rank, padding_idx=padding_idx)
+        self.proj = nn.Linear(rank, embedding_dim, bias=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.embed(ids))
+
+
+class Mask(nn.Module):
+    """Parametrisation multiplying the weight by a fixed 0/1 mask (pruning)."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.to(torch.float32))
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return w * self.mask
+
+
+def uniform_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Symmetric per-row (output channel) quantise-dequantise to ``bits``; 0 stays 0."""
+    qmax = 2 ** (bits - 1) - 1
+    scale = w.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / qmax
+    return torch.clamp(torch.round(w / scale), -qmax, qmax) * scale
+
+
+class UniformFakeQuant(nn.Module):
+    """Parametrisation: per-channel symmetric fake quantisation with a straight-through
+    estimator (the forward sees quantised values, the gradient flows to the float weight)."""
+
+    def __init__(self, bits: int) -> None:
+        super().__init__()
+        self.bits = bits
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if self.bits == 32:
+            return w
+        if self.bits == 16:
+            q = w.detach().to(torch.float16).to(w.dtype)
+        else:
+            q = uniform_quantize(w.detach(), self.bits)
+        # q + (w - w.detach()) is exactly q in value and has the gradient of w (STE).
+        return q + (w - w.detach())
+
+
+def kmeans_1d(values: torch.Tensor, k: int, *, iters: int = 30, seed: int = 0) -> torch.Tensor:
+    """Sorted 1-D k-means centroids of ``values`` (linear initialisation, Lloyd updates).
+
+    Deterministic: large tensors are fitted on a seeded subsample of 2^20 values.
+    """
+    v = values.detach().flatten().to(torch.float32)
+    if v.numel() > 2**20:
+        gen = torch.Generator().manual_seed(seed)
+        v = v[torch.randperm(v.numel(), generator=gen)[: 2**20]]
+    lo, hi = float(v.min()), float(v.max())
+    if k <= 1 or lo == hi:
+        return torch.tensor([v.mean().item()])
+    c = torch.linspace(lo, hi, k)
+    for _ in range(iters):
+        idx = torch.bucketize(v, (c[1:] + c[:-1]) / 2)
+        sums = torch.zeros(k).index_add_(0, idx, v)
+        counts = torch.bincount(idx, minlength=k).to(torch.float32)
+        new = torch.where(counts > 0, sums / counts.clamp_min(1), c)
+        new, _ = torch.sort(new)
+        if torch.allclose(new, c, atol=1e-9, rtol=0):
+            c = new
+            break
+        c = new
+    return c
+
+
+class ClusterFakeQuant(nn.Module):
+    """Parametrisation: every weight snaps to its nearest codebook value (weight sharing).
+
+    Zeros (pruned weights) stay exactly zero and count as one of the 2^bits values, so a
+    layer never holds more than 2^bits distinct values. Straight-through gradient.
+    """
+
+    def __init__(self, codebook: torch.Tensor, keep_zero: bool) -> None:
+        super().__init__()
+        self.register_buffer("codebook", codebook.to(torch.float32))
+        self.keep_zero = keep_zero
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        c = self.codebook
+        idx = torch.bucketize(w.detach(), (c[1:] + c[:-1]) / 2)
+        q = c[idx]
+        if self.keep_zero:
+            q = torch.where(w.detach() == 0, torch.zeros_like(q), q)
+        # q + (w - w.detach()) is exactly q in value and has the gradient of w (STE).
+        return q + (w - w.detach())
+
+
+class ActQuantizer(nn.Module):
+    """Per-tensor asymmetric uint8 fake quantisation of a Linear's input.
+
+    Observes min/max while ``observing`` (calibration), then quantises with the frozen
+    scale and zero point. Exported to ONNX as QuantizeLinear/DequantizeLinear.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.ones(()))
+        self.register_buffer("zero_point", torch.zeros((), dtype=torch.int32))
+        self.register_buffer("lo", torch.full((), float("inf")))
+        self.register_buffer("hi", torch.full((), float("-inf")))
+        self.observing = False
+        self.enabled = True
+
+    def observe(self, x: torch.Tensor) -> None:
+        self.lo = torch.minimum(self.lo, x.detach().min())
+        self.hi = torch.maximum(self.hi, x.detach().max())
+
+    def freeze(self) -> None:
+        lo = torch.clamp(self.lo, max=0.0)
+        hi = torch.clamp(self.hi, min=0.0)
+        scale = ((hi - lo) / 255.0).clamp_min(1e-8)
+        self.scale = scale.reshape(())
+        self.zero_point = torch.clamp(torch.round(-lo / scale), 0, 255).to(torch.int32).reshape(())
+        self.observing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.observing:
+            self.observe(x)
+            return x
+        if not self.enabled:
+            return x
+        return torch.fake_quantize_per_tensor_affine(x, self.scale, self.zero_point, 0, 255)
+
+
+def _act_pre_hook(module: nn.Module, args: tuple) -> tuple:
+    return (module.act_quant(args[0]), *args[1:])
+
+
+def attach_act_quantizer(linear: nn.Module) -> ActQuantizer:
+    """Give ``linear`` an ``act_quant`` child applied to its input by a forward pre-hook."""
+    if not hasattr(linear, "act_quant"):
+        linear.act_quant = ActQuantizer()
+        linear.register_forward_pre_hook(_act_pre_hook)
+    return linear.act_quant  # type: ignore[return-value]
+
+
+def bake(model: nn.Module) -> nn.Module:
+    """Replace every parametrised weight by its current (masked/quantised) value, in place."""
+    for module in list(model.modules()):
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations.keys()):  # type: ignore[union-attr]
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return model
+
+
+def weight_of(module: nn.Module) -> torch.Tensor:
+    """The effective weight (parametrisations applied)."""
+    return module.weight  # type: ignore[return-value]
