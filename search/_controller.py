@@ -1,0 +1,811 @@
+"""The search controller: one multi-objective Optuna study per paretoedge study.
+
+For each trial: sample a candidate (baselines first) -> :class:`Evaluator` (compress with the
+recovery budget, validation accuracy, ONNX export once, every device's hardware model) ->
+constraints through ``trial.set_constraint`` -> store the candidate, its device metrics and
+its ONNX artifact -> recompute and store the ranked front of every device.
+
+Optuna's RDB storage lives in the same database as the paretoedge tables, with a heartbeat:
+a trial whose process died is failed once its heartbeat is stale and re-enqueued
+(:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`), so :func:`resume_study` retries
+it while completed trials are never recomputed.
+
+How trials are executed is a *backend* (``"optuna"``: ``study.optimize`` in this process;
+``"ray"``: workers of a Ray cluster), looked up by name and imported lazily. Backends call
+:meth:`SearchRunner.objective` and may pass an Optuna pruner to :class:`SearchRunner`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import hashlib
+import importlib
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from paretoedge.errors import ConfigError, ParetoEdgeError, StorageError, UnknownNameError
+from paretoedge.objectives import DeviceMetrics, Evaluation
+from paretoedge.search._config import StudyConfig, parse_config
+from paretoedge.search._evaluator import CandidateResult, Evaluator, PipelineEvaluator
+from paretoedge.search._pareto import non_dominated_sort
+from paretoedge.search._space import baseline_flat, baseline_params, candidate_flat, suggest
+
+if TYPE_CHECKING:
+    import optuna
+
+    from paretoedge.storage import CandidateRecord, Storage
+
+_log = logging.getLogger(__name__)
+
+#: Trial user attribute naming the baseline a trial evaluates.
+BASELINE_ATTR = "paretoedge.baseline"
+#: Seconds between heartbeats of a running trial, and after which a silent one is stale.
+HEARTBEAT_INTERVAL_S = 5
+GRACE_PERIOD_S = 15
+
+EvaluatorFactory = Callable[[StudyConfig], Evaluator]
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Silence Optuna's experimental-feature warnings (heartbeat, metric names, GP) and
+    its per-trial INFO logs; paretoedge reports progress itself."""
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        yield
+
+
+def _default_evaluator(config: StudyConfig) -> Evaluator:
+    return PipelineEvaluator(config)
+
+
+# -------------------------------------------------------------------------- backends
+
+
+class Backend(abc.ABC):
+    """Executes the trials of a :class:`SearchRunner`.
+
+    Contract: run at most ``n_trials`` more trials (``None``: no trial limit) for at most
+    ``timeout`` seconds, each by calling ``runner.objective(trial)`` on a trial of
+    ``runner.study`` (or of a study loaded from ``runner.optuna_storage()`` in a worker);
+    return when done. Errors of single trials must not stop the search; a
+    :class:`KeyboardInterrupt` must propagate after the running trials are failed.
+    """
+
+    @abc.abstractmethod
+    def run(self, runner: SearchRunner, *, n_trials: int | None, timeout: float | None) -> None: ...
+
+
+class OptunaBackend(Backend):
+    """Trials run one after another in this process with ``study.optimize``."""
+
+    def run(self, runner: SearchRunner, *, n_trials: int | None, timeout: float | None) -> None:
+        import optuna
+
+        total = runner.config.budget.trials
+        callbacks = []
+        if total is not None:
+            callbacks.append(
+                optuna.study.MaxTrialsCallback(
+                    total, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                )
+            )
+        with quiet_optuna():
+            runner.study.optimize(
+                runner.objective,
+                n_trials=n_trials,
+                timeout=timeout,
+                catch=(ParetoEdgeError,),
+                callbacks=callbacks,
+                gc_after_trial=True,
+            )
+
+
+#: Backend name -> "module:Class", imported on first use (Ray is heavy and optional).
+BACKENDS: dict[str, str] = {
+    "optuna": "paretoedge.search._controller:OptunaBackend",
+    "ray": "paretoedge.search._ray_backend:RayBackend",
+}
+
+
+def get_backend(name: str, **options: Any) -> Backend:
+    """Instantiate the backend registered as ``name``."""
+    if name not in BACKENDS:
+        raise UnknownNameError("backend", name, BACKENDS)
+    module_name, _, cls_name = BACKENDS[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        from paretoedge.errors import MissingExtraError
+
+        raise MissingExtraError(exc.name or module_name, name) from exc
+    return getattr(module, cls_name)(**options)
+
+
+# ---------------------------------------------------------------------------- runner
+
+
+@dataclass(frozen=True)
+class DeviceFront:
+    """One device's ranked front (rank 0 first, then by trial number)."""
+
+    device: str
+    ranks: Mapping[int, int]  # trial number -> rank
+    front: tuple[int, ...]  # trial numbers of rank 0
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """What a finished (or interrupted) run leaves in the database."""
+
+    study: str
+    storage: str
+    trials_complete: int
+    trials_failed: int
+    fronts: Mapping[str, DeviceFront] = field(default_factory=dict)
+
+
+def sampler_for(config: StudyConfig) -> optuna.samplers.BaseSampler:
+    """The configured Optuna sampler, seeded with the study's seed."""
+    import optuna
+
+    opts = dict(config.sampler.options)
+    name = config.sampler.name
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=config.seed, **opts)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=config.seed, **opts)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=config.seed, **opts)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=config.seed)
+    raise ConfigError("sampler.name", name, ("nsga2", "tpe", "gp", "random"))
+
+
+def open_optuna_storage(
+    url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace_period: int = GRACE_PERIOD_S
+) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage on the same database, with heartbeat and stale-trial retry."""
+    import optuna
+
+    from paretoedge.storage import parse_url
+
+    parsed = parse_url(url)
+    engine_kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+    with quiet_optuna():
+        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+        # Optuna creates its tables with check-then-create; two workers starting together on
+        # a fresh database can race there, and the loser simply finds the tables on retry.
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(
+                    parsed.render_as_string(hide_password=False),
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=callback,
+                )
+            except Exception as exc:  # driver errors: unreachable server, unwritable file
+                if attempt == 4:
+                    raise StorageError(
+                        f"cannot open Optuna storage on {parsed.render_as_string()}: "
+                        f"{str(exc).splitlines()[0]}"
+                    ) from exc
+                time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+class SearchRunner:
+    """Owns one study: its config, database handles, evaluator and front bookkeeping.
+
+    Args:
+        config: The validated study.
+        storage_url: Database URL (SQLite file or PostgreSQL).
+        study_name: Name in the database (default: ``config.name``).
+        evaluator_factory: Builds the evaluator (default: the real pipeline). Called once,
+            lazily, in the process that evaluates.
+        pruner: An Optuna pruner (e.g. the multi-objective early stopper) for the study.
+        progress: Show a Rich live display of trials and per-device fronts.
+        artifacts_dir: Where ONNX files go (default: ``<home>/artifacts/<study>``).
+        heartbeat_interval, grace_period: Heartbeat of running trials, in seconds.
+    """
+
+    def __init__(
+        self,
+        config: StudyConfig,
+        *,
+        storage_url: str,
+        study_name: str | None = None,
+        evaluator_factory: EvaluatorFactory | None = None,
+        pruner: optuna.pruners.BasePruner | None = None,
+        progress: bool = False,
+        artifacts_dir: Path | None = None,
+        heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
+        grace_period: int = GRACE_PERIOD_S,
+        extra_devices: Sequence[str] = (),
+    ) -> None:
+        from paretoedge.settings import get_settings
+
+        self.config = config
+        self.storage_url = storage_url
+        self.name = study_name or config.name
+        self._evaluator_factory = evaluator_factory or _default_evaluator
+        self._evaluator: Evaluator | None = None
+        self.pruner = pruner
+        self.progress = progress
+        self.artifacts_dir = artifacts_dir or get_settings().home / "artifacts" / self.name
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self._storage: Storage | None = None
+        self._study: optuna.Study | None = None
+        self._display: _Display | None = None
+        self.created = False
+        #: Devices scored and ranked: the config's plus those added later (add-device).
+        self.devices: tuple[str, ...] = tuple(dict.fromkeys([*config.devices, *extra_devices]))
+
+    # -- handles ------------------------------------------------------------------
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            from paretoedge.storage import open_storage
+
+            self._storage = open_storage(self.storage_url)
+        return self._storage
+
+    @property
+    def evaluator(self) -> Evaluator:
+        if self._evaluator is None:
+            self._evaluator = self._evaluator_factory(self.config)
+        return self._evaluator
+
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            self.setup()
+        assert self._study is not None
+        return self._study
+
+    def optuna_storage(self) -> optuna.storages.RDBStorage:
+        return open_optuna_storage(
+            self.storage_url,
+            heartbeat_interval=self.heartbeat_interval,
+            grace_period=self.grace_period,
+        )
+
+    def setup(self) -> optuna.Study:
+        """Create (or join) the study in both the paretoedge tables and Optuna.
+
+        Idempotent and safe for concurrent workers: the paretoedge study row is unique by
+        name, and only the process whose Optuna study was new enqueues the baselines.
+        """
+
+        from paretoedge import storage as st
+
+        cfg = self.config
+        st.create_study(
+            self.storage,
+            name=self.name,
+            config=cfg.to_dict(),
+            devices=list(cfg.devices),
+            objectives=[
+                {"name": o.name, "device": o.device, "direction": o.direction}
+                for o in cfg.objectives
+            ],
+            seed=cfg.seed,
+            optuna_study_name=self.name,
+        )
+        ostorage = self.optuna_storage()
+        directions = [o.direction for o in cfg.objectives]
+        with quiet_optuna():
+            return self._setup_optuna(ostorage, directions)
+
+    def _setup_optuna(
+        self, ostorage: optuna.storages.RDBStorage, directions: list[str]
+    ) -> optuna.Study:
+        import optuna
+
+        cfg = self.config
+        try:
+            study = optuna.create_study(
+                storage=ostorage,
+                study_name=self.name,
+                directions=directions,
+                sampler=sampler_for(cfg),
+                pruner=self.pruner,
+            )
+            self.created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(
+                study_name=self.name, storage=ostorage, sampler=sampler_for(cfg), pruner=self.pruner
+            )
+        if self.created:
+            study.set_metric_names([o.label for o in cfg.objectives])
+            for name in cfg.baselines:
+                study.enqueue_trial(
+                    baseline_params(name, cfg.space),
+                    user_attrs={BASELINE_ATTR: name},
+                    skip_if_exists=False,
+                )
+        self._study = study
+        return study
+
+    # -- one trial ----------------------------------------------------------------
+
+    def objective(self, trial: optuna.Trial) -> tuple[float, ...]:
+        """Evaluate one trial and store everything about it (see the module docstring)."""
+        from paretoedge import storage as st
+
+        cfg = self.config
+        baseline = trial.user_attrs.get(BASELINE_ATTR)
+        params = suggest(trial, cfg.space)
+        flat = baseline_flat(baseline) if baseline else candidate_flat(cfg, params)
+        number = trial.number
+        st.upsert_candidate(
+            self.storage,
+            study=self.name,
+            trial_number=number,
+            state="running",
+            spec=flat,
+            is_baseline=bool(baseline),
+            baseline_name=baseline,
+        )
+        if self._display:
+            self._display.start_trial(number, baseline or _short(flat))
+        try:
+            self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+            onnx_path = self.artifacts_dir / f"trial-{number:05d}.onnx"
+            result = self.evaluator.evaluate(flat, devices=self.devices, onnx_path=onnx_path)
+            values = self.objective_values(result.evaluation)
+            for c in cfg.constraints:
+                gap = c.value(result.evaluation) - c.bound
+                trial.set_constraint(c.label, gap if c.op == "<=" else -gap)
+        except BaseException:
+            st.upsert_candidate(
+                self.storage, study=self.name, trial_number=number, state="failed", spec=flat
+            )
+            raise
+        self.store_result(number, result, baseline=baseline)
+        fronts = self.update_fronts()
+        if self._display:
+            self._display.finish_trial(number, result, fronts)
+        return values
+
+    def objective_values(self, evaluation: Evaluation) -> tuple[float, ...]:
+        """The study's objective vector (Optuna's order) for one evaluation."""
+        values = tuple(o.value(evaluation) for o in self.config.objectives)
+        for o, v in zip(self.config.objectives, values, strict=True):
+            if math.isnan(v):
+                raise ConfigError(o.label, v, "a number (the evaluator returned NaN)")
+        return values
+
+    def store_result(
+        self, trial_number: int, result: CandidateResult, *, baseline: str | None = None
+    ) -> CandidateRecord:
+        """Write a complete candidate, its device metrics and its ONNX artifact."""
+        from paretoedge import storage as st
+        from paretoedge.storage import DeviceMetricsRecord
+
+        ev = result.evaluation
+        rec = st.upsert_candidate(
+            self.storage,
+            study=self.name,
+            trial_number=trial_number,
+            state="complete",
+            spec=dict(result.flat),
+            accuracy=ev.accuracy,
+            size_bytes=ev.size_bytes,
+            parameters=ev.parameters,
+            sparsity=ev.sparsity,
+            fidelity=result.fidelity,
+            wall_s=result.wall_s,
+            is_baseline=baseline is not None,
+            baseline_name=baseline,
+        )
+        st.upsert_device_metrics_many(
+            self.storage,
+            metrics=[
+                _metrics_record(DeviceMetricsRecord, rec.id, d, m) for d, m in ev.devices.items()
+            ],
+        )
+        if result.onnx_path is not None and result.onnx_path.is_file():
+            data = result.onnx_path.read_bytes()
+            st.add_artifact(
+                self.storage,
+                candidate_id=rec.id,
+                kind="onnx",
+                path=str(result.onnx_path),
+                sha256=hashlib.sha256(data).hexdigest(),
+                bytes=len(data),
+            )
+        return rec
+
+    # -- fronts ---------------------------------------------------------------------
+
+    def update_fronts(self, devices: Sequence[str] | None = None) -> dict[str, DeviceFront]:
+        """Rank the study's complete candidates on each device and store the ranking."""
+        from paretoedge import storage as st
+
+        candidates = st.list_candidates(self.storage, study=self.name, states=["complete"])
+        out = {}
+        for device in devices or self.devices:
+            ranks = rank_candidates(self.config, device, candidates)
+            by_id = {c.trial_number: c.id for c in candidates}
+            st.replace_front(
+                self.storage,
+                study=self.name,
+                device=device,
+                ranks={by_id[n]: r for n, r in ranks.items()},
+            )
+            out[device] = DeviceFront(
+                device=device,
+                ranks=ranks,
+                front=tuple(sorted(n for n, r in ranks.items() if r == 0)),
+            )
+        return out
+
+    def fill_test_accuracy(self, fronts: Mapping[str, DeviceFront]) -> int:
+        """Measure test accuracy of front members that do not have it yet (ONNX on disk)."""
+        from paretoedge import storage as st
+
+        members = sorted({n for f in fronts.values() for n in f.front})
+        done = 0
+        for n in members:
+            cand = st.get_candidate(self.storage, study=self.name, trial_number=n)
+            if cand.test_accuracy is not None:
+                continue
+            path = _onnx_artifact(self.storage, cand.id)
+            if path is None:
+                continue
+            acc = self.evaluator.test_accuracy(path)
+            if acc is None:
+                return done
+            st.set_test_accuracy(self.storage, study=self.name, trial_number=n, test_accuracy=acc)
+            done += 1
+        return done
+
+    # -- a whole run ----------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        n_trials: int | None = None,
+        timeout: float | None = None,
+        backend: str | Backend = "optuna",
+    ) -> SearchSummary:
+        """Run the study until its trial budget (or ``n_trials`` more trials, or the
+        timeout) is reached, then store fronts and the front members' test accuracy.
+
+        The trial budget counts complete and pruned trials already in the database, so a
+        resumed study only runs what is missing.
+        """
+        import optuna
+
+        from paretoedge import storage as st
+
+        study = self.study
+        with quiet_optuna():
+            optuna.storages.fail_stale_trials(study)
+        self._sync_failed(study)
+        budget = self.config.budget
+        done = _count(study, (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+        remaining = None if budget.trials is None else max(0, budget.trials - done)
+        if n_trials is not None:
+            remaining = n_trials if remaining is None else min(n_trials, remaining)
+        timeout = timeout if timeout is not None else budget.timeout_s
+        be = get_backend(backend) if isinstance(backend, str) else backend
+        st.set_study_status(self.storage, study=self.name, status="running")
+        status = "stopped"
+        try:
+            if remaining is None or remaining > 0:
+                if self.progress:
+                    self._display = _Display(self, total=remaining)
+                    with self._display:
+                        be.run(self, n_trials=remaining, timeout=timeout)
+                else:
+                    be.run(self, n_trials=remaining, timeout=timeout)
+            status = _final_status(self, study)
+        except KeyboardInterrupt:
+            status = "stopped"
+            raise
+        finally:
+            self._display = None
+            fronts = self.update_fronts()
+            st.set_study_status(self.storage, study=self.name, status=status)
+        self.fill_test_accuracy(fronts)
+        return self.summary(fronts)
+
+    def _sync_failed(self, study: optuna.Study) -> int:
+        """Mark candidates failed whose Optuna trial failed while their process was gone."""
+        import optuna
+
+        from paretoedge import storage as st
+
+        failed = {
+            t.number
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+        }
+        n = 0
+        for c in st.list_candidates(self.storage, study=self.name, states=["running"]):
+            if c.trial_number in failed:
+                st.upsert_candidate(
+                    self.storage,
+                    study=self.name,
+                    trial_number=c.trial_number,
+                    state="failed",
+                    spec=dict(c.spec),
+                )
+                n += 1
+        return n
+
+    def summary(self, fronts: Mapping[str, DeviceFront] | None = None) -> SearchSummary:
+        import optuna
+
+        study = self.study
+        fronts = fronts if fronts is not None else self.update_fronts()
+        return SearchSummary(
+            study=self.name,
+            storage=self.storage.url,
+            trials_complete=_count(study, (optuna.trial.TrialState.COMPLETE,)),
+            trials_failed=_count(study, (optuna.trial.TrialState.FAIL,)),
+            fronts=fronts,
+        )
+
+
+def _final_status(runner: SearchRunner, study: optuna.Study) -> str:
+    import optuna
+
+    trials = runner.config.budget.trials
+    done = _count(study, (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+    if trials is None or done >= trials:
+        return "finished"
+    if done == 0 and _count(study, (optuna.trial.TrialState.FAIL,)) > 0:
+        return "failed"
+    return "stopped"
+
+
+def _count(study: optuna.Study, states: tuple[Any, ...]) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def _short(flat: Mapping[str, Any]) -> str:
+    keep = {k: v for k, v in flat.items() if not k.startswith("recovery.")}
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in keep.items())
+
+
+def _metrics_record(cls: Any, candidate_id: int, device: str, m: DeviceMetrics) -> Any:
+    return cls(
+        candidate_id=candidate_id,
+        device=device,
+        latency_ms=m.latency_ms,
+        peak_memory_bytes=m.peak_memory_bytes,
+        energy_mj=m.energy_mj,
+        flash_bytes=m.flash_bytes,
+        sram_bytes=m.sram_bytes,
+        feasible=m.feasible,
+        violations=tuple(m.violations),
+    )
+
+
+def _onnx_artifact(storage: Storage, candidate_id: int) -> Path | None:
+    from paretoedge.storage import list_artifacts
+
+    for a in reversed(list_artifacts(storage, candidate_id=candidate_id)):
+        if a.kind == "onnx" and Path(a.path).is_file():
+            return Path(a.path)
+    return None
+
+
+def evaluation_of(candidate: CandidateRecord) -> Evaluation:
+    """The :class:`Evaluation` of a stored complete candidate."""
+    return Evaluation(
+        accuracy=float(candidate.accuracy if candidate.accuracy is not None else math.nan),
+        size_bytes=int(candidate.size_bytes or 0),
+        parameters=int(candidate.parameters or 0),
+        sparsity=float(candidate.sparsity or 0.0),
+        devices={m.device: DeviceMetrics.from_object(m) for m in candidate.metrics},
+    )
+
+
+def rank_candidates(
+    config: StudyConfig, device: str, candidates: Sequence[CandidateRecord]
+) -> dict[int, int]:
+    """Trial number -> constrained non-dominated rank on ``device``.
+
+    The front's objectives are the device-independent ones plus ``device``'s own; a
+    candidate is infeasible on ``device`` when it breaks a constraint that applies there or
+    when the hardware model reports a violation (it does not fit the device).
+    """
+    objs = config.front_objectives(device)
+    cons = config.device_constraints(device)
+    rows, viol, numbers = [], [], []
+    for c in candidates:
+        if c.metrics_for(device) is None:
+            continue
+        ev = evaluation_of(c)
+        rows.append([o.value(ev) for o in objs])
+        m = ev.devices[device]
+        viol.append(sum(k.violation(ev) for k in cons) + (0.0 if m.feasible else 1.0))
+        numbers.append(c.trial_number)
+    ranks = non_dominated_sort(rows, [o.direction for o in objs], viol)
+    return dict(zip(numbers, ranks, strict=True))
+
+
+def config_of(record_config: Mapping[str, Any]) -> StudyConfig:
+    """Rebuild the validated config stored with a study (for ``resume`` and ``add-device``)."""
+    return parse_config(record_config, check_names=False)
+
+
+def resume_runner(
+    name: str,
+    *,
+    storage_url: str,
+    progress: bool = False,
+    evaluator_factory: EvaluatorFactory | None = None,
+    **kwargs: Any,
+) -> SearchRunner:
+    """A runner for the stored study ``name``, configured from what the database holds."""
+    from paretoedge.storage import get_study, open_storage
+
+    storage = open_storage(storage_url)
+    record = get_study(storage, name=name)
+    config = config_of(record.config)
+    runner = SearchRunner(
+        config,
+        storage_url=storage_url,
+        study_name=name,
+        progress=progress,
+        evaluator_factory=evaluator_factory,
+        extra_devices=record.devices,
+        **kwargs,
+    )
+    runner._storage = storage
+    return runner
+
+
+def add_device(
+    name: str,
+    *,
+    device: str,
+    storage_url: str,
+    evaluator_factory: EvaluatorFactory | None = None,
+    progress: bool = True,
+) -> tuple[SearchRunner, SearchSummary]:
+    """Score every complete candidate of study ``name`` on ``device`` and store its front.
+
+    Candidates are scored from their stored ONNX artifact; where that file is gone, the
+    candidate is rebuilt from its stored spec and the study's seed (and re-exported). No
+    accuracy is recomputed or overwritten.
+    """
+    from rich.progress import Progress
+
+    from paretoedge import storage as st
+    from paretoedge.hardware_profiles import load_profile
+    from paretoedge.storage import DeviceMetricsRecord
+
+    load_profile(device)
+    runner = resume_runner(name, storage_url=storage_url, evaluator_factory=evaluator_factory)
+    runner.devices = tuple(dict.fromkeys([*runner.devices, device]))
+    candidates = st.list_candidates(runner.storage, study=name, states=["complete"])
+    records = []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"scoring on {device}", total=len(candidates))
+        for c in candidates:
+            path = _onnx_artifact(runner.storage, c.id)
+            if path is not None:
+                metrics = runner.evaluator.score_onnx(path, [device])[device]
+            else:
+                runner.artifacts_dir.mkdir(parents=True, exist_ok=True)
+                out = runner.artifacts_dir / f"trial-{c.trial_number:05d}.onnx"
+                result = runner.evaluator.evaluate(dict(c.spec), devices=[device], onnx_path=out)
+                metrics = result.evaluation.devices[device]
+                data = out.read_bytes()
+                st.add_artifact(
+                    runner.storage,
+                    candidate_id=c.id,
+                    kind="onnx",
+                    path=str(out),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    bytes=len(data),
+                )
+            records.append(_metrics_record(DeviceMetricsRecord, c.id, device, metrics))
+            bar.advance(task)
+    if records:
+        st.upsert_device_metrics_many(runner.storage, metrics=records)
+    st.add_study_device(runner.storage, study=name, device=device)
+    fronts = runner.update_fronts([device])
+    runner.fill_test_accuracy(fronts)
+    return runner, runner.summary(fronts)
+
+
+# ---------------------------------------------------------------------------- display
+
+
+class _Display:
+    """Rich live view: trial progress plus best-so-far and front size per device."""
+
+    def __init__(self, runner: SearchRunner, total: int | None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.runner = runner
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=self.console,
+        )
+        self.task = self.progress.add_task("", total=total)
+        self.fronts: Mapping[str, DeviceFront] = {}
+        self.best: dict[str, tuple[float, float]] = {}
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4)
+
+    def __enter__(self) -> _Display:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.live.update(self._render())
+        self.live.__exit__(*exc)
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        table = Table(title=f"study {self.runner.name}", expand=False)
+        for col in ("device", "front size", "best accuracy", "fastest ms (front)"):
+            table.add_column(col)
+        for d in self.runner.devices:
+            f = self.fronts.get(d)
+            acc, lat = self.best.get(d, (math.nan, math.nan))
+            table.add_row(d, str(len(f.front)) if f else "-", f"{acc:.3f}", f"{lat:.2f}")
+        return Group(self.progress, table)
+
+    def start_trial(self, number: int, what: str) -> None:
+        self.progress.update(self.task, description=f"trial {number}: {what}")
+        self.live.update(self._render())
+
+    def finish_trial(
+        self, number: int, result: CandidateResult, fronts: Mapping[str, DeviceFront]
+    ) -> None:
+        from paretoedge import storage as st
+
+        self.fronts = fronts
+        cands = {
+            c.trial_number: c
+            for c in st.list_candidates(
+                self.runner.storage, study=self.runner.name, states=["complete"]
+            )
+        }
+        for d, f in fronts.items():
+            members = [cands[n] for n in f.front if n in cands]
+            accs = [c.accuracy for c in members if c.accuracy is not None]
+            lats = [m.latency_ms for c in members if (m := c.metrics_for(d)) is not None]
+            self.best[d] = (max(accs, default=math.nan), min(lats, default=math.nan))
+        self.progress.advance(self.task)
+        self.live.update(self._render())

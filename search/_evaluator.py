@@ -1,0 +1,272 @@
+"""Turning a candidate (a flat compression spec) into measurements.
+
+:class:`PipelineEvaluator` is the real pipeline: fine-tuned teacher (cached once by
+:func:`paretoedge.training.get_teacher`) -> :func:`paretoedge.compression.compress` with the
+study's recovery budget -> validation accuracy -> ONNX export (once) -> the hardware model of
+every device. Accuracy and size are measured once per candidate; device metrics are cheap
+queries of the hardware models on the exported file, which is also how a device added later
+is scored (:meth:`Evaluator.score_onnx`).
+
+The :class:`Evaluator` interface is what the controller and the backends call, so a worker
+process (local or a Ray actor) only needs a picklable evaluator factory.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from paretoedge.objectives import DeviceMetrics, Evaluation
+from paretoedge.search._config import StudyConfig
+
+if TYPE_CHECKING:
+    from paretoedge.tasks import Example, TaskData
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """Everything measured for one candidate.
+
+    Attributes:
+        flat: The candidate's normalised flat spec (``CompressionSpec.to_flat()``).
+        evaluation: Validation accuracy, size and per-device metrics.
+        onnx_path: The exported model (``None`` when the evaluator does not export).
+        fidelity: Recovery steps the candidate was trained for.
+        wall_s: Seconds spent compressing, evaluating and exporting.
+    """
+
+    flat: Mapping[str, Any]
+    evaluation: Evaluation
+    onnx_path: Path | None
+    fidelity: int
+    wall_s: float
+
+
+class Evaluator(abc.ABC):
+    """Measures candidates. Implementations may cache expensive state (the teacher).
+
+    Not thread-safe: each worker process or thread builds its own evaluator.
+    """
+
+    @abc.abstractmethod
+    def evaluate(
+        self, flat: Mapping[str, Any], *, devices: Sequence[str], onnx_path: Path | None
+    ) -> CandidateResult:
+        """Compress, measure and score ``flat`` on ``devices``.
+
+        Args:
+            flat: The flat compression spec (may be empty: the uncompressed teacher).
+            devices: Device names to predict.
+            onnx_path: Where to export the model (parent directory exists), if exporting.
+
+        Raises:
+            ParetoEdgeError: The candidate cannot be built (it fails that trial only).
+        """
+
+    @abc.abstractmethod
+    def score_onnx(self, onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
+        """Device metrics of an exported candidate (used by ``add-device``)."""
+
+    def test_accuracy(self, onnx_path: Path) -> float | None:
+        """Test-split accuracy of an exported candidate, or None if not supported."""
+        return None
+
+
+def predict_devices(onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
+    """Run the hardware model of each device on an exported file."""
+    from paretoedge.hardware_profiles import predict
+
+    return {d: DeviceMetrics.from_object(predict(onnx_path, d)) for d in devices}
+
+
+def _limit(examples: tuple[Example, ...], n: int | None) -> tuple[Example, ...]:
+    return examples if n is None else examples[:n]
+
+
+class PipelineEvaluator(Evaluator):
+    """The real pipeline for one study configuration (see the module docstring)."""
+
+    def __init__(self, config: StudyConfig, *, progress: bool = False) -> None:
+        self.config = config
+        self.progress = progress
+        self._teacher: Any = None
+        self._tokenizer: Any = None
+        self._task: TaskData | None = None
+
+    def prepare(self) -> None:
+        """Load the task and the fine-tuned teacher (cached on disk after the first time)."""
+        if self._teacher is not None:
+            return
+        from dataclasses import replace
+
+        from paretoedge.tasks import load_task
+        from paretoedge.training import get_teacher
+
+        cfg = self.config
+        task = load_task(cfg.task)
+        self._task = replace(
+            task,
+            train=_limit(task.train, cfg.data.train_limit),
+            validation=_limit(task.validation, cfg.data.validation_limit),
+            test=_limit(task.test, cfg.data.test_limit),
+        )
+        self._teacher, self._tokenizer = get_teacher(
+            cfg.model, cfg.task, seed=cfg.seed, epochs=cfg.teacher_epochs, progress=self.progress
+        )
+        self._teacher.eval()
+
+    @property
+    def task(self) -> TaskData:
+        self.prepare()
+        assert self._task is not None
+        return self._task
+
+    def evaluate(
+        self, flat: Mapping[str, Any], *, devices: Sequence[str], onnx_path: Path | None
+    ) -> CandidateResult:
+        import torch
+
+        from paretoedge.compression import CompressionSpec, compress, export_onnx, model_stats
+        from paretoedge.training import evaluate
+
+        self.prepare()
+        cfg = self.config
+        start = time.perf_counter()
+        spec = CompressionSpec.from_flat(flat)
+        torch.manual_seed(cfg.seed)
+        if spec.is_empty:
+            model = self._teacher  # only read below: evaluated and exported, not changed
+        else:
+            model = compress(  # works on a copy; the cached teacher stays intact
+                self._teacher,
+                spec,
+                teacher=self._teacher,
+                tokenizer=self._tokenizer,
+                task=self.task,
+                seed=cfg.seed,
+                progress=self.progress,
+            ).model
+        model.eval()
+        accuracy = evaluate(model, self._tokenizer, self.task.validation, max_length=cfg.seq_len)
+        stats = model_stats(model)
+        metrics: dict[str, DeviceMetrics] = {}
+        if onnx_path is not None:
+            export_onnx(model, onnx_path, seq_len=cfg.seq_len)
+            metrics = predict_devices(onnx_path, devices)
+        fidelity = spec.recovery.steps if spec.recovery is not None else 0
+        return CandidateResult(
+            flat=spec.to_flat(),
+            evaluation=Evaluation(
+                accuracy=float(accuracy),
+                size_bytes=int(stats.stored_bytes),
+                parameters=int(stats.parameters),
+                sparsity=float(stats.sparsity),
+                devices=metrics,
+            ),
+            onnx_path=onnx_path,
+            fidelity=int(fidelity),
+            wall_s=time.perf_counter() - start,
+        )
+
+    def score_onnx(self, onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
+        return predict_devices(onnx_path, devices)
+
+    def test_accuracy(self, onnx_path: Path) -> float:
+        """Accuracy on the (limited) test split, run by onnxruntime on the exported file.
+
+        Kept apart from the validation accuracy the search optimizes; the controller calls
+        it for front members only. The exported graph has static shapes, so examples are
+        padded to the study's ``seq_len`` and fed in the export's batch size.
+        """
+        self.prepare()
+        return onnx_accuracy(onnx_path, self._tokenizer, self.task.test, self.config.seq_len)
+
+
+def onnx_accuracy(
+    onnx_path: Path, tokenizer: Any, examples: Sequence[Example], seq_len: int
+) -> float:
+    """Accuracy of an exported classifier on ``examples`` (onnxruntime, CPU)."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    if not examples:
+        return float("nan")
+    meta = {
+        p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props
+    }
+    batch = int(meta.get("paretoedge.batch", "1"))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    names = {i.name for i in sess.get_inputs()}
+    correct = 0
+    for i in range(0, len(examples), batch):
+        chunk = list(examples[i : i + batch])
+        n = len(chunk)
+        chunk += [chunk[-1]] * (batch - n)
+        enc = tokenizer(
+            [e.text for e in chunk],
+            padding="max_length",
+            truncation=True,
+            max_length=seq_len,
+            return_tensors="np",
+        )
+        feed = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in names}
+        for k in names - feed.keys():
+            feed[k] = np.zeros((batch, seq_len), dtype=np.int64)
+        (logits,) = sess.run(["logits"], feed)[:1]
+        pred = logits[:n].argmax(-1)
+        correct += int(sum(int(p) == e.label for p, e in zip(pred, chunk[:n], strict=True)))
+    return correct / len(examples)
+
+
+def spec_key(flat: Mapping[str, Any]) -> str:
+    """A canonical string for a flat spec (sorted JSON), used to look candidates up."""
+    import json
+
+    return json.dumps({k: flat[k] for k in sorted(flat)}, sort_keys=True, default=str)
+
+
+class LookupEvaluator(Evaluator):
+    """Answers from a table of evaluations measured earlier by the real pipeline.
+
+    For benchmarks of the search itself (sampler efficiency, controller overhead) on an
+    enumerable space: every point is measured once with :class:`PipelineEvaluator`, then
+    trials cost a dictionary lookup. Asking for a spec not in the table is a bug of the
+    caller (KeyError).
+    """
+
+    def __init__(self, table: Mapping[str, Evaluation]) -> None:
+        self.table = dict(table)
+
+    def evaluate(
+        self, flat: Mapping[str, Any], *, devices: Sequence[str], onnx_path: Path | None
+    ) -> CandidateResult:
+        start = time.perf_counter()
+        ev = self.table[spec_key(flat)]
+        ev = Evaluation(
+            accuracy=ev.accuracy,
+            size_bytes=ev.size_bytes,
+            parameters=ev.parameters,
+            sparsity=ev.sparsity,
+            devices={d: ev.devices[d] for d in devices},
+        )
+        return CandidateResult(
+            flat=dict(flat),
+            evaluation=ev,
+            onnx_path=None,
+            fidelity=int(flat.get("recovery.steps", 0)),
+            wall_s=time.perf_counter() - start,
+        )
+
+    def score_onnx(self, onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
+        raise NotImplementedError("LookupEvaluator keeps no artifacts")

@@ -1,0 +1,154 @@
+"""The controller's plumbing: Optuna study, storage, fronts per device, resume, add-device.
+
+Candidates are measured by the cheap synthetic evaluator of ``_synthetic.py`` so the true
+front of the enumerable space is known by brute force; storage, Optuna, constraints and
+ranking are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _synthetic import SyntheticEvaluator, synthetic_config, synthetic_evaluation  # noqa: E402
+
+from paretoedge.search import enumerate_space  # noqa: E402
+from paretoedge.search._controller import (  # noqa: E402
+    SearchRunner,
+    add_device,
+    resume_runner,
+)
+
+
+def _brute_front(config, device, evaluations):
+    """Indices of the constrained front, by the definition, with no shared code."""
+    objs = config.front_objectives(device)
+
+    def vec(ev):
+        return [(-1 if o.direction == "maximize" else 1) * o.value(ev) for o in objs]
+
+    def viol(ev):
+        v = sum(c.violation(ev) for c in config.device_constraints(device))
+        return v + (0 if ev.devices[device].feasible else 1)
+
+    feas = [k for k, ev in evaluations.items() if viol(ev) == 0]
+    if not feas:
+        best = min(viol(ev) for ev in evaluations.values())
+        return {k for k, ev in evaluations.items() if viol(ev) == best}
+
+    def dom(a, b):
+        return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
+
+    return {k for k in feas if not any(dom(vec(evaluations[j]), vec(evaluations[k])) for j in feas)}
+
+
+def _runner(tmp_path: Path, config=None, **kw) -> SearchRunner:
+    return SearchRunner(
+        config or synthetic_config(),
+        storage_url=f"sqlite:///{tmp_path / 'study.db'}",
+        evaluator_factory=SyntheticEvaluator,
+        artifacts_dir=tmp_path / "artifacts",
+        **kw,
+    )
+
+
+def test_study_stores_candidates_and_a_front_per_device(tmp_path: Path) -> None:
+    from paretoedge import storage as st
+
+    runner = _runner(tmp_path)
+    summary = runner.run()
+    assert summary.trials_complete == 8
+    cands = st.list_candidates(runner.storage, study="synthetic")
+    assert len(cands) == 8 and all(c.state == "complete" for c in cands)
+    assert [(c.trial_number, c.baseline_name) for c in cands[:2]] == [(0, "teacher"), (1, "int8")]
+    assert cands[0].spec == {} and cands[1].spec["quant.bits"] == 8
+    for device in ("dev-a", "dev-b"):
+        evs = {c.trial_number: synthetic_evaluation(c.spec, [device]) for c in cands}
+        expected = _brute_front(runner.config, device, evs)
+        page = st.get_front(runner.storage, study="synthetic", device=device)
+        assert {e.candidate.trial_number for e in page.entries} == expected
+        assert set(summary.fronts[device].front) == expected
+        # test accuracy is measured for front members only
+        for c in st.list_candidates(runner.storage, study="synthetic"):
+            in_any_front = any(c.trial_number in f.front for f in summary.fronts.values())
+            assert (c.test_accuracy is not None) == in_any_front
+    assert st.get_study(runner.storage, name="synthetic").status == "finished"
+
+
+def test_front_of_full_enumeration_matches_brute_force(tmp_path: Path) -> None:
+    from paretoedge import storage as st
+
+    config = synthetic_config(baselines=[], sampler="random", budget={"trials": 32})
+    points = list(enumerate_space(config.space))
+    assert len(points) == 32
+    runner = _runner(tmp_path, config)
+    for p in points:
+        runner.study.enqueue_trial(p)
+    runner.run()
+    for device in config.devices:
+        evs = {json.dumps(p, sort_keys=True): synthetic_evaluation(p, [device]) for p in points}
+        expected = _brute_front(config, device, evs)
+        page = st.get_front(runner.storage, study="synthetic", device=device)
+        got = {json.dumps(dict(e.candidate.spec), sort_keys=True) for e in page.entries}
+        assert got == expected
+        assert 1 < len(expected) < len(points)
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "tpe", "gp", "random"])
+def test_every_sampler_runs_with_constraints(tmp_path: Path, sampler: str) -> None:
+    config = synthetic_config(sampler=sampler, budget={"trials": 5})
+    summary = _runner(tmp_path, config).run()
+    assert summary.trials_complete == 5
+
+
+def test_resume_runs_only_missing_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "evals.log"
+    monkeypatch.setenv("PE_TEST_LOG", str(log))
+    _runner(tmp_path).run(n_trials=5)
+    assert len(log.read_text().splitlines()) == 5
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    runner = resume_runner("synthetic", storage_url=url, evaluator_factory=SyntheticEvaluator)
+    summary = runner.run()
+    assert summary.trials_complete == 8
+    assert len(log.read_text().splitlines()) == 8
+    # a finished study does nothing more
+    resume_runner("synthetic", storage_url=url, evaluator_factory=SyntheticEvaluator).run()
+    assert len(log.read_text().splitlines()) == 8
+
+
+def test_add_device_scores_stored_candidates_without_reevaluating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paretoedge import storage as st
+
+    pytest.importorskip("paretoedge.hardware_profiles")
+    runner = _runner(tmp_path)
+    runner.run()
+    log = tmp_path / "evals.log"
+    monkeypatch.setenv("PE_TEST_LOG", str(log))
+    from paretoedge.hardware_profiles import profile_names
+
+    device = profile_names()[0]
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    runner2, summary = add_device(
+        "synthetic",
+        device=device,
+        storage_url=url,
+        evaluator_factory=SyntheticEvaluator,
+        progress=False,
+    )
+    assert not log.exists()  # scored from the stored artifacts, nothing recompressed
+    cands = st.list_candidates(runner2.storage, study="synthetic", device=device)
+    assert all(c.metrics_for(device) is not None for c in cands)
+    evs = {c.trial_number: synthetic_evaluation(c.spec, [device]) for c in cands}
+    page = st.get_front(runner2.storage, study="synthetic", device=device)
+    assert {e.candidate.trial_number for e in page.entries} == _brute_front(
+        runner2.config, device, evs
+    )
+    assert device in st.get_study(runner2.storage, name="synthetic").devices
+    assert set(summary.fronts) == {device}
