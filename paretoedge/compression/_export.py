@@ -15,8 +15,8 @@ Metadata (``metadata_props``):
   ``paretoedge.seq_len``.
 
 ``int8_qdq=True`` writes a real int8 model: the float export is quantised by
-``onnxruntime.quantization.quantize_static`` in QDQ format (per-channel int8 weights,
-uint8 activations) with calibration inputs taken from real batches.
+``onnxruntime.quantization.quantize_static`` in QDQ format (per-channel int8 weights of
+MatMul/Gemm, uint8 word embeddings and activations) with calibration inputs taken from real batches.
 """
 
 from __future__ import annotations
@@ -111,11 +111,16 @@ def _quiet() -> Iterator[None]:
             root.setLevel(level)
 
 
-def _module_of(node_name: str, op: str) -> str | None:
+def _module_of(node_name: str) -> str | None:
+    """``/model/bert/.../query/MatMul`` (or ``.../MatMul/MatMulAddFusion`` after ORT's
+    pre-processing fused the bias) -> ``bert....query``."""
     parts = node_name.strip("/").split("/")
-    if len(parts) < 3 or parts[0] != "model" or not parts[-1].startswith(op):
+    if len(parts) < 3 or parts[0] != "model":
         return None
-    return ".".join(parts[1:-1])
+    parts = parts[1:-1]
+    if parts and parts[-1].startswith(("MatMul", "Gemm", "Gather")):
+        parts = parts[:-1]
+    return ".".join(parts) or None
 
 
 def _resolve_initializers(graph: Any) -> dict[str, tuple[str, str]]:
@@ -137,7 +142,7 @@ def _resolve_initializers(graph: Any) -> dict[str, tuple[str, str]]:
     for node in graph.node:
         if node.op_type not in ("MatMul", "Gemm", "Gather"):
             continue
-        module = _module_of(node.name, node.op_type)
+        module = _module_of(node.name)
         if module is None:
             continue
         candidates = node.input[:1] if node.op_type == "Gather" else node.input[1:2]
@@ -315,6 +320,7 @@ def export_onnx(
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul", "Gemm", "Gather"],
             )
     onnx_model = onnx.load(str(path))
     _write_metadata(onnx_model, work, spec_json=spec_json, batch=batch, seq_len=seq_len, int8=True)
