@@ -215,8 +215,8 @@ def _load_user(name_or_path: str) -> TaskData:
         num_labels = len(label_names)
     else:
         raise DataError(f"{path}: labels mix integers and names; use one or the other")
-    if num_labels < 2:
-        raise DataError(f"{path}: needs at least 2 classes (found {num_labels})")
+    if len(set(ids)) < 2:
+        raise DataError(f"{path}: needs at least 2 classes (found {len(set(ids))})")
 
     examples = [Example(text, label) for text, label in zip(texts, ids, strict=True)]
     has_split = [s is not None for s in split_names]
