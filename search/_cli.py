@@ -85,6 +85,20 @@ def print_fronts(runner: SearchRunner, summary: SearchSummary, *, as_json: bool)
     )
 
 
+def _backend(name: str, address: str | None, workers: int | None) -> Any:
+    """The backend object for ``--backend`` (Ray options only make sense with ray)."""
+    from paretoedge.errors import ConfigError
+    from paretoedge.search._controller import get_backend
+
+    if name != "ray":
+        if address is not None:
+            raise ConfigError("--address", address, "only with --backend ray")
+        if workers is not None:
+            raise ConfigError("--workers", workers, "only with --backend ray")
+        return get_backend(name)
+    return get_backend(name, address=address, workers=workers)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``search``, ``resume`` and ``add-device`` to ``app``."""
 
@@ -103,6 +117,10 @@ def register(app: typer.Typer) -> None:
             [], "--set", help="Override any config field: KEY=VALUE (repeatable)."
         ),
         backend: str = typer.Option("optuna", "--backend", help="optuna (local) or ray."),
+        address: str | None = typer.Option(
+            None, "--address", help="Ray cluster address (auto, ray://host:10001)."
+        ),
+        workers: int | None = typer.Option(None, "--workers", min=1, help="Ray: trials at once."),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
         as_json: bool = typer.Option(False, "--json", help="Print the fronts as JSON."),
     ) -> None:
@@ -116,10 +134,11 @@ def register(app: typer.Typer) -> None:
         if timeout is not None:
             sets.append(f"budget.timeout_s={timeout}")
         cfg = load_config(config, sets)
+        be = _backend(backend, address, workers)
         runner = SearchRunner(
             cfg, storage_url=_storage_url(storage), study_name=study, progress=progress
         )
-        summary = runner.run(backend=backend)
+        summary = runner.run(backend=be)
         print_fronts(runner, summary, as_json=as_json)
 
     @app.command("resume")
@@ -131,14 +150,19 @@ def register(app: typer.Typer) -> None:
         ),
         timeout: float | None = typer.Option(None, "--timeout", min=0, help="Seconds to run."),
         backend: str = typer.Option("optuna", "--backend", help="optuna (local) or ray."),
+        address: str | None = typer.Option(
+            None, "--address", help="Ray cluster address (auto, ray://host:10001)."
+        ),
+        workers: int | None = typer.Option(None, "--workers", min=1, help="Ray: trials at once."),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
         as_json: bool = typer.Option(False, "--json", help="Print the fronts as JSON."),
     ) -> None:
         """Continue a study after a crash or Ctrl-C; completed trials are kept."""
         from paretoedge.search._controller import resume_runner
 
+        be = _backend(backend, address, workers)
         runner = resume_runner(name, storage_url=_storage_url(storage), progress=progress)
-        summary = runner.run(n_trials=trials, timeout=timeout, backend=backend)
+        summary = runner.run(n_trials=trials, timeout=timeout, backend=be)
         print_fronts(runner, summary, as_json=as_json)
 
     @app.command("add-device")

@@ -126,6 +126,21 @@ class _Teacher(_Strict):
     epochs: float = Field(default=1.0, gt=0)
 
 
+class _EarlyStopping(_Strict):
+    min_steps: int = Field(ge=1)
+    eta: float = Field(default=3.0, gt=1)
+    min_peers: int | None = Field(default=None, ge=2)
+    min_dominators: int = Field(default=1, ge=1)
+
+
+class _Ray(_Strict):
+    cpus_per_trial: float = Field(default=1.0, gt=0)
+    gpus_per_trial: float = Field(default=0.0, ge=0)
+    max_concurrent: int | None = Field(default=None, ge=1)
+    max_failures: int = Field(default=2, ge=0)
+    port: int | None = Field(default=6380, ge=1, le=65535)
+
+
 class _Study(_Strict):
     name: str = Field(default="study", pattern=r"^[A-Za-z0-9_.-]+$")
     model: str
@@ -143,6 +158,8 @@ class _Study(_Strict):
     data: _Data = Field(default_factory=_Data)
     teacher: _Teacher = Field(default_factory=_Teacher)
     baselines: list[BaselineName] = Field(default_factory=lambda: ["teacher", "int8"])
+    early_stopping: _EarlyStopping | None = None
+    ray: _Ray = Field(default_factory=_Ray)
     description: str = ""
 
 
@@ -278,6 +295,27 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
+class EarlyStoppingSpec:
+    """Multi-objective successive halving over recovery steps (see ``_multifidelity``)."""
+
+    min_steps: int
+    eta: float = 3.0
+    min_peers: int | None = None
+    min_dominators: int = 1
+
+
+@dataclass(frozen=True)
+class RaySpec:
+    """Per-trial resources and limits of the Ray backend."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+    max_failures: int = 2
+    port: int | None = 6380
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A validated study. Build it with :func:`load_config` or :func:`parse_config`."""
 
@@ -297,6 +335,8 @@ class StudyConfig:
     seed: int = 0
     seq_len: int = 64
     baselines: tuple[BaselineName, ...] = ("teacher", "int8")
+    early_stopping: EarlyStoppingSpec | None = None
+    ray: RaySpec = field(default_factory=RaySpec)
     description: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -348,13 +388,8 @@ def _from_validation_error(exc: ValidationError, data: Any) -> ConfigError:
         errors,
         key=lambda e: (len(e["loc"]), e["type"] not in ("model_type", "dict_type", "list_type")),
     )
-    loc = [
-        p
-        for p in err["loc"]
-        if not (
-            isinstance(p, str) and ("[" in p or p in ("str", "_Param", "_Objective", "_Sampler"))
-        )
-    ]
+    wrappers = ("str", "_Param", "_Objective", "_Sampler", "_EarlyStopping")
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in wrappers))]
     ctx = err.get("ctx") or {}
     if err["type"] == "unknown_field":
         field_path = _loc([*loc, ctx["field"]])
@@ -570,6 +605,10 @@ def parse_config(data: Mapping[str, Any], *, check_names: bool = True) -> StudyC
         seed=m.seed,
         seq_len=m.seq_len,
         baselines=tuple(dict.fromkeys(m.baselines)),
+        early_stopping=(
+            EarlyStoppingSpec(**m.early_stopping.model_dump()) if m.early_stopping else None
+        ),
+        ray=RaySpec(**m.ray.model_dump()),
         description=m.description,
         raw=m.model_dump(mode="json"),
     )
@@ -579,9 +618,9 @@ def parse_config(data: Mapping[str, Any], *, check_names: bool = True) -> StudyC
 
 
 def _check_names(cfg: StudyConfig) -> None:
-    from paretoedge.hardware_profiles import list_profiles
+    from paretoedge.hardware_profiles import profile_names
 
-    known = set(list_profiles())
+    known = set(profile_names())
     for i, d in enumerate(cfg.devices):
         if d not in known:
             raise ConfigError(f"devices[{i}]", d, sorted(known))

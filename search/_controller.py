@@ -28,10 +28,10 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from paretoedge.errors import ConfigError, ParetoEdgeError, StorageError, UnknownNameError
-from paretoedge.objectives import DeviceMetrics, Evaluation
+from paretoedge.objectives import DeviceMetrics, Direction, Evaluation
 from paretoedge.search._config import StudyConfig, parse_config
 from paretoedge.search._evaluator import CandidateResult, Evaluator, PipelineEvaluator
 from paretoedge.search._pareto import non_dominated_sort
@@ -156,6 +156,23 @@ class SearchSummary:
     fronts: Mapping[str, DeviceFront] = field(default_factory=dict)
 
 
+def halving_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
+    """The multi-objective successive-halving early stopper of ``config.early_stopping``."""
+    from paretoedge.search._multifidelity import HalvingConfig, ParetoHalvingPruner
+
+    es = config.early_stopping
+    assert es is not None
+    return ParetoHalvingPruner(
+        HalvingConfig(
+            min_fidelity=es.min_steps,
+            eta=es.eta,
+            min_peers=es.min_peers,
+            min_dominators=es.min_dominators,
+        ),
+        [o.direction for o in config.objectives],
+    )
+
+
 def sampler_for(config: StudyConfig) -> optuna.samplers.BaseSampler:
     """The configured Optuna sampler, seeded with the study's seed."""
     import optuna
@@ -246,6 +263,8 @@ class SearchRunner:
         self.name = study_name or config.name
         self._evaluator_factory = evaluator_factory or _default_evaluator
         self._evaluator: Evaluator | None = None
+        if pruner is None and config.early_stopping is not None:
+            pruner = halving_pruner(config)
         self.pruner = pruner
         self.progress = progress
         self.artifacts_dir = artifacts_dir or get_settings().home / "artifacts" / self.name
@@ -311,12 +330,12 @@ class SearchRunner:
             optuna_study_name=self.name,
         )
         ostorage = self.optuna_storage()
-        directions = [o.direction for o in cfg.objectives]
+        directions: list[Direction] = [o.direction for o in cfg.objectives]
         with quiet_optuna():
             return self._setup_optuna(ostorage, directions)
 
     def _setup_optuna(
-        self, ostorage: optuna.storages.RDBStorage, directions: list[str]
+        self, ostorage: optuna.storages.RDBStorage, directions: list[Direction]
     ) -> optuna.Study:
         import optuna
 
@@ -370,21 +389,51 @@ class SearchRunner:
         try:
             self.artifacts_dir.mkdir(parents=True, exist_ok=True)
             onnx_path = self.artifacts_dir / f"trial-{number:05d}.onnx"
-            result = self.evaluator.evaluate(flat, devices=self.devices, onnx_path=onnx_path)
+            rungs, on_rung = self._rung_hook(trial, flat)
+            result = self.evaluator.evaluate(
+                flat, devices=self.devices, onnx_path=onnx_path, rungs=rungs, on_rung=on_rung
+            )
+            if result.pruned:
+                self.store_result(number, result, baseline=baseline, state="pruned")
+                import optuna
+
+                raise optuna.TrialPruned(f"stopped at {result.fidelity} recovery steps")
             values = self.objective_values(result.evaluation)
             for c in cfg.constraints:
                 gap = c.value(result.evaluation) - c.bound
                 trial.set_constraint(c.label, gap if c.op == "<=" else -gap)
-        except BaseException:
-            st.upsert_candidate(
-                self.storage, study=self.name, trial_number=number, state="failed", spec=flat
-            )
+        except BaseException as exc:
+            if type(exc).__name__ != "TrialPruned":
+                st.upsert_candidate(
+                    self.storage, study=self.name, trial_number=number, state="failed", spec=flat
+                )
             raise
         self.store_result(number, result, baseline=baseline)
         fronts = self.update_fronts()
         if self._display:
             self._display.finish_trial(number, result, fronts)
         return values
+
+    def _rung_hook(
+        self, trial: optuna.Trial, flat: Mapping[str, Any]
+    ) -> tuple[tuple[int, ...], Callable[[int, Evaluation], bool] | None]:
+        """Rungs and the callback reporting partial points to the early stopper."""
+        rungs_of = getattr(self.pruner, "rungs", None)
+        steps = int(flat.get("recovery.steps", 0) or 0)
+        if rungs_of is None or steps <= 0 or trial.user_attrs.get(BASELINE_ATTR):
+            return (), None
+        from paretoedge.search._multifidelity import report_intermediate
+
+        pruner = self.pruner
+
+        def on_rung(step: int, evaluation: Evaluation) -> bool:
+            point = self.objective_values(evaluation)
+            violation = sum(c.violation(evaluation) for c in self.config.constraints)
+            report_intermediate(trial, step, point, violation=violation)
+            frozen = trial.study._storage.get_trial(trial._trial_id)
+            return bool(pruner.prune(trial.study, frozen))  # type: ignore[union-attr]
+
+        return tuple(rungs_of(steps)), on_rung
 
     def objective_values(self, evaluation: Evaluation) -> tuple[float, ...]:
         """The study's objective vector (Optuna's order) for one evaluation."""
@@ -395,9 +444,15 @@ class SearchRunner:
         return values
 
     def store_result(
-        self, trial_number: int, result: CandidateResult, *, baseline: str | None = None
+        self,
+        trial_number: int,
+        result: CandidateResult,
+        *,
+        baseline: str | None = None,
+        state: Literal["complete", "pruned"] = "complete",
     ) -> CandidateRecord:
-        """Write a complete candidate, its device metrics and its ONNX artifact."""
+        """Write a complete (or early-stopped) candidate, its device metrics and its ONNX
+        artifact. Only complete candidates are ranked into fronts."""
         from paretoedge import storage as st
         from paretoedge.storage import DeviceMetricsRecord
 
@@ -406,7 +461,7 @@ class SearchRunner:
             self.storage,
             study=self.name,
             trial_number=trial_number,
-            state="complete",
+            state=state,
             spec=dict(result.flat),
             accuracy=ev.accuracy,
             size_bytes=ev.size_bytes,
@@ -501,7 +556,7 @@ class SearchRunner:
         study = self.study
         with quiet_optuna():
             optuna.storages.fail_stale_trials(study)
-        self._sync_failed(study)
+        self.sync_failed(study)
         budget = self.config.budget
         done = _count(study, (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
         remaining = None if budget.trials is None else max(0, budget.trials - done)
@@ -530,7 +585,7 @@ class SearchRunner:
         self.fill_test_accuracy(fronts)
         return self.summary(fronts)
 
-    def _sync_failed(self, study: optuna.Study) -> int:
+    def sync_failed(self, study: optuna.Study) -> int:
         """Mark candidates failed whose Optuna trial failed while their process was gone."""
         import optuna
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ class CandidateResult:
         onnx_path: The exported model (``None`` when the evaluator does not export).
         fidelity: Recovery steps the candidate was trained for.
         wall_s: Seconds spent compressing, evaluating and exporting.
+        pruned: Early stopping stopped it at ``fidelity`` steps (partial accuracy).
     """
 
     flat: Mapping[str, Any]
@@ -47,6 +48,12 @@ class CandidateResult:
     onnx_path: Path | None
     fidelity: int
     wall_s: float
+    pruned: bool = False
+
+
+#: Called at each rung of a segmented recovery with (steps done, partial evaluation);
+#: returning True stops the candidate there.
+RungCallback = Callable[[int, Evaluation], bool]
 
 
 class Evaluator(abc.ABC):
@@ -57,7 +64,13 @@ class Evaluator(abc.ABC):
 
     @abc.abstractmethod
     def evaluate(
-        self, flat: Mapping[str, Any], *, devices: Sequence[str], onnx_path: Path | None
+        self,
+        flat: Mapping[str, Any],
+        *,
+        devices: Sequence[str],
+        onnx_path: Path | None,
+        rungs: Sequence[int] = (),
+        on_rung: RungCallback | None = None,
     ) -> CandidateResult:
         """Compress, measure and score ``flat`` on ``devices``.
 
@@ -65,6 +78,9 @@ class Evaluator(abc.ABC):
             flat: The flat compression spec (may be empty: the uncompressed teacher).
             devices: Device names to predict.
             onnx_path: Where to export the model (parent directory exists), if exporting.
+            rungs: Recovery step counts below the full budget at which to report a partial
+                evaluation to ``on_rung`` (multi-fidelity early stopping); the candidate
+                stops (``pruned=True``) at the first rung where ``on_rung`` returns True.
 
         Raises:
             ParetoEdgeError: The candidate cannot be built (it fails that trial only).
@@ -129,17 +145,68 @@ class PipelineEvaluator(Evaluator):
         return self._task
 
     def evaluate(
-        self, flat: Mapping[str, Any], *, devices: Sequence[str], onnx_path: Path | None
+        self,
+        flat: Mapping[str, Any],
+        *,
+        devices: Sequence[str],
+        onnx_path: Path | None,
+        rungs: Sequence[int] = (),
+        on_rung: RungCallback | None = None,
     ) -> CandidateResult:
-        import torch
+        from dataclasses import replace
 
-        from paretoedge.compression import CompressionSpec, compress, export_onnx, model_stats
-        from paretoedge.training import evaluate
+        from paretoedge.compression import CompressionSpec
 
         self.prepare()
-        cfg = self.config
         start = time.perf_counter()
         spec = CompressionSpec.from_flat(flat)
+        full = spec.recovery.steps if spec.recovery is not None else 0
+        early = [r for r in rungs if 0 < r < full] if on_rung is not None else []
+        metrics: dict[str, DeviceMetrics] | None = None
+        for r in early:
+            # A rung retrains from the compressed model with fewer recovery steps (the
+            # same seed), so a stopped candidate costs the sum of its rungs. The structure
+            # (and so latency and size) does not depend on the recovery steps.
+            assert spec.recovery is not None and on_rung is not None
+            part = self._measure(
+                replace(spec, recovery=replace(spec.recovery, steps=r)),
+                devices=devices,
+                onnx_path=onnx_path if metrics is None else None,
+                metrics=metrics,
+            )
+            metrics = dict(part.devices)
+            if on_rung(r, part):
+                return CandidateResult(
+                    flat=spec.to_flat(),
+                    evaluation=part,
+                    onnx_path=onnx_path,
+                    fidelity=r,
+                    wall_s=time.perf_counter() - start,
+                    pruned=True,
+                )
+        ev = self._measure(spec, devices=devices, onnx_path=onnx_path, metrics=None)
+        return CandidateResult(
+            flat=spec.to_flat(),
+            evaluation=ev,
+            onnx_path=onnx_path,
+            fidelity=int(full),
+            wall_s=time.perf_counter() - start,
+        )
+
+    def _measure(
+        self,
+        spec: Any,
+        *,
+        devices: Sequence[str],
+        onnx_path: Path | None,
+        metrics: Mapping[str, DeviceMetrics] | None,
+    ) -> Evaluation:
+        import torch
+
+        from paretoedge.compression import compress, export_onnx, model_stats
+        from paretoedge.training import evaluate
+
+        cfg = self.config
         torch.manual_seed(cfg.seed)
         if spec.is_empty:
             model = self._teacher  # only read below: evaluated and exported, not changed
@@ -156,23 +223,15 @@ class PipelineEvaluator(Evaluator):
         model.eval()
         accuracy = evaluate(model, self._tokenizer, self.task.validation, max_length=cfg.seq_len)
         stats = model_stats(model)
-        metrics: dict[str, DeviceMetrics] = {}
         if onnx_path is not None:
             export_onnx(model, onnx_path, seq_len=cfg.seq_len)
             metrics = predict_devices(onnx_path, devices)
-        fidelity = spec.recovery.steps if spec.recovery is not None else 0
-        return CandidateResult(
-            flat=spec.to_flat(),
-            evaluation=Evaluation(
-                accuracy=float(accuracy),
-                size_bytes=int(stats.stored_bytes),
-                parameters=int(stats.parameters),
-                sparsity=float(stats.sparsity),
-                devices=metrics,
-            ),
-            onnx_path=onnx_path,
-            fidelity=int(fidelity),
-            wall_s=time.perf_counter() - start,
+        return Evaluation(
+            accuracy=float(accuracy),
+            size_bytes=int(stats.stored_bytes),
+            parameters=int(stats.parameters),
+            sparsity=float(stats.sparsity),
+            devices=dict(metrics or {}),
         )
 
     def score_onnx(self, onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
@@ -249,7 +308,13 @@ class LookupEvaluator(Evaluator):
         self.table = dict(table)
 
     def evaluate(
-        self, flat: Mapping[str, Any], *, devices: Sequence[str], onnx_path: Path | None
+        self,
+        flat: Mapping[str, Any],
+        *,
+        devices: Sequence[str],
+        onnx_path: Path | None,
+        rungs: Sequence[int] = (),
+        on_rung: RungCallback | None = None,
     ) -> CandidateResult:
         start = time.perf_counter()
         ev = self.table[spec_key(flat)]

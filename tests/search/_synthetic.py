@@ -66,7 +66,13 @@ class SyntheticEvaluator(Evaluator):
         self.config = config
 
     def evaluate(
-        self, flat: Mapping[str, Any], *, devices: Sequence[str], onnx_path: Path | None
+        self,
+        flat: Mapping[str, Any],
+        *,
+        devices: Sequence[str],
+        onnx_path: Path | None,
+        rungs: Sequence[int] = (),
+        on_rung: Any = None,
     ) -> CandidateResult:
         start = time.perf_counter()
         log = os.environ.get("PE_TEST_LOG")

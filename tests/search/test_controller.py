@@ -135,6 +135,9 @@ def test_add_device_scores_stored_candidates_without_reevaluating(
 
     device = profile_names()[0]
     url = f"sqlite:///{tmp_path / 'study.db'}"
+    # one artifact is gone: that candidate is rebuilt from its stored spec, the rest are not
+    lost = tmp_path / "artifacts" / "trial-00003.onnx"
+    lost.unlink()
     runner2, summary = add_device(
         "synthetic",
         device=device,
@@ -142,7 +145,9 @@ def test_add_device_scores_stored_candidates_without_reevaluating(
         evaluator_factory=SyntheticEvaluator,
         progress=False,
     )
-    assert not log.exists()  # scored from the stored artifacts, nothing recompressed
+    rebuilt = [json.loads(line)["flat"] for line in log.read_text().splitlines()]
+    spec3 = st.get_candidate(runner2.storage, study="synthetic", trial_number=3).spec
+    assert rebuilt == [dict(spec3)] and lost.is_file()
     cands = st.list_candidates(runner2.storage, study="synthetic", device=device)
     assert all(c.metrics_for(device) is not None for c in cands)
     evs = {c.trial_number: synthetic_evaluation(c.spec, [device]) for c in cands}

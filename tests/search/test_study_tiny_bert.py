@@ -1,0 +1,106 @@
+"""End to end on the real pipeline: tiny-bert, the bundled task (small subsets), real
+compression, ONNX export, hardware models and storage, driven through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from paretoedge.cli import main
+
+
+@pytest.fixture
+def devices() -> list[str]:
+    from paretoedge.hardware_profiles import profile_names
+
+    names = profile_names()
+    assert len(names) >= 3, names
+    return names[:3]
+
+
+def _study(tmp_path: Path, devices: list[str]) -> Path:
+    doc = {
+        "name": "tiny",
+        "model": "tiny-bert",
+        "task": "sentiment",
+        "seed": 0,
+        "seq_len": 32,
+        "data": {"train_limit": 64, "validation_limit": 64, "test_limit": 64},
+        "teacher": {"epochs": 0.05},
+        "space": {
+            "prune.sparsity": {"low": 0.0, "high": 0.5, "step": 0.5},
+            "quant.bits": [32, 8, 4],
+        },
+        "objectives": ["accuracy", "latency_ms", "size_bytes"],
+        "devices": devices[:2],
+        "sampler": {"name": "nsga2", "options": {"population_size": 4}},
+        "budget": {"trials": 5},
+        "recovery": {"steps": 2},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_tiny_bert_study_stores_a_front_per_device(
+    tmp_path: Path, devices: list[str], shared_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from paretoedge import storage as st
+
+    url = f"sqlite:///{tmp_path / 'pe.db'}"
+    cfg = _study(tmp_path, devices)
+    assert main(["search", str(cfg), "--storage", url, "--no-progress", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trials_complete"] == 5
+    assert set(out["fronts"]) == set(devices[:2])
+
+    storage = st.open_storage(url)
+    cands = st.list_candidates(storage, study="tiny")
+    assert len(cands) == 5 and all(c.state == "complete" for c in cands)
+    assert {c.baseline_name for c in cands if c.is_baseline} == {"teacher", "int8"}
+    teacher = next(c for c in cands if c.baseline_name == "teacher")
+    int8 = next(c for c in cands if c.baseline_name == "int8")
+    # measured, not assumed: int8 weights are about 4x smaller than float32
+    assert int8.size_bytes < 0.4 * teacher.size_bytes
+    for device in devices[:2]:
+        page = st.get_front(storage, study="tiny", device=device)
+        assert page.total >= 1
+        for e in page.entries:
+            assert e.metrics.latency_ms > 0
+            assert e.candidate.test_accuracy is not None  # front members get test accuracy
+        assert out["fronts"][device]
+    for c in cands:
+        arts = st.list_artifacts(storage, candidate_id=c.id)
+        assert [a.kind for a in arts] == ["onnx"] and Path(arts[0].path).is_file()
+
+    # a finished study resumes to nothing new
+    assert main(["resume", "tiny", "--storage", url, "--no-progress", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trials_complete"] == 5
+
+    # a third device is scored from the stored ONNX files, without retraining
+    new = devices[2]
+    assert main(["add-device", "tiny", "--device", new, "--storage", url, "--json"]) == 0
+    added = json.loads(capsys.readouterr().out)
+    assert list(added["fronts"]) == [new] and added["fronts"][new]
+    cands = st.list_candidates(storage, study="tiny", device=new)
+    assert all(c.metrics_for(new) is not None for c in cands)
+    storage.engine.dispose()
+
+
+def test_cli_reports_config_errors_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "model: tiny-bert\ntask: sentiment\nspace: {quant.bits: [3]}\n"
+        "objectives: [accuracy, size_bytes]\ndevices: [nowhere]\n"
+    )
+    assert main(["search", str(path), "--storage", f"sqlite:///{tmp_path}/x.db"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid devices[0]='nowhere'") and "\n" not in err
+    assert main(["search", "quickstart", "--set", "budget.trials=0"]) == 2
+    assert "budget.trials" in capsys.readouterr().err
+    assert main(["resume", "no-such-study", "--storage", f"sqlite:///{tmp_path}/x.db"]) == 2
