@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,22 @@ class SyntheticEvaluator(Evaluator):
             time.sleep(delay)
         if onnx_path is not None:
             onnx_path.write_text(json.dumps(dict(flat), sort_keys=True))
+        full = int(flat.get("recovery.steps", 0))
+        for r in rungs:
+            if on_rung is None or not 0 < r < full:
+                continue
+            final = synthetic_evaluation(flat, devices)
+            # accuracy recovers with steps: the partial point is worse by a fixed schedule
+            part = replace(final, accuracy=round(final.accuracy - 0.2 * (1 - r / full), 6))
+            if on_rung(r, part):
+                return CandidateResult(
+                    flat=dict(flat),
+                    evaluation=part,
+                    onnx_path=onnx_path,
+                    fidelity=r,
+                    wall_s=time.perf_counter() - start,
+                    pruned=True,
+                )
         return CandidateResult(
             flat=dict(flat),
             evaluation=synthetic_evaluation(flat, devices),

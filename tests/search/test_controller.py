@@ -157,3 +157,27 @@ def test_add_device_scores_stored_candidates_without_reevaluating(
     )
     assert device in st.get_study(runner2.storage, name="synthetic").devices
     assert set(summary.fronts) == {device}
+
+
+def test_early_stopping_stores_pruned_candidates_outside_fronts(tmp_path: Path) -> None:
+    from paretoedge import storage as st
+
+    config = synthetic_config(
+        recovery={"steps": 18},
+        early_stopping={"min_steps": 2, "eta": 3, "min_peers": 2},
+        sampler="random",
+        budget={"trials": 14},
+    )
+    runner = _runner(tmp_path, config)
+    assert runner.pruner is not None and tuple(runner.pruner.rungs(18)) == (2, 6)
+    summary = runner.run()
+    cands = st.list_candidates(runner.storage, study="synthetic")
+    pruned = [c for c in cands if c.state == "pruned"]
+    assert pruned, "nothing was stopped early"
+    for c in pruned:
+        assert c.fidelity in (2, 6) and c.accuracy is not None
+        assert all(c.trial_number not in f.front for f in summary.fronts.values())
+    complete = [c for c in cands if c.state == "complete"]
+    assert all(c.fidelity == 18 for c in complete if not c.is_baseline)
+    # the budget counts complete and pruned trials
+    assert len(complete) + len(pruned) == 14
