@@ -1,0 +1,365 @@
+"""The Ray backend: options, authentication, the Tune stopper, and real local clusters.
+
+Tests marked ``ray`` start a real multi-node Ray cluster on this machine
+(``ray.cluster_utils.Cluster``: a head and a worker node, one CPU each, token
+authentication on) and run the real controller, Optuna RDB storage and paretoedge tables;
+only the measurements come from the synthetic evaluator of ``_synthetic.py`` so that a trial
+costs milliseconds (or a chosen sleep) instead of a fine-tune.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("ray")
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from _synthetic import SyntheticEvaluator, synthetic_config  # noqa: E402
+
+from paretoedge.errors import ConfigError  # noqa: E402
+from paretoedge.search._multifidelity import HalvingConfig, Observation  # noqa: E402
+from paretoedge.search._ray_backend import (  # noqa: E402
+    DEFAULT_GCS_PORT,
+    ParetoHalvingStopper,
+    RayBackend,
+    RayOptions,
+    StudySearcher,
+    _check_remote_auth,
+    refresh_auth_config,
+)
+
+# -- options and authentication (no cluster) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"workers": 0}, "ray.workers"),
+        ({"cpus_per_trial": 0}, "ray.cpus_per_trial"),
+        ({"gpus_per_trial": -1}, "ray.gpus_per_trial"),
+        ({"max_failures": -1}, "ray.max_failures"),
+        ({"port": 6379}, "ray.port"),
+        ({"port": 70000}, "ray.port"),
+        ({"num_cpus": 0}, "ray.num_cpus"),
+        ({"address": ""}, "ray.address"),
+    ],
+    ids=lambda v: str(v),
+)
+def test_options_reject_bad_values(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        RayOptions(**kwargs)
+    assert info.value.field == field
+
+
+def test_default_port_is_not_redis() -> None:
+    assert DEFAULT_GCS_PORT != 6379
+    assert RayOptions(port=0).port == 0
+
+
+def test_options_from_config_section_then_overrides() -> None:
+    class _Cfg:
+        ray = {"cpus_per_trial": 0.5, "workers": 3, "max_failures": 1}
+
+    opts = RayOptions.from_config(_Cfg(), workers=None, address="auto")  # type: ignore[arg-type]
+    assert (opts.cpus_per_trial, opts.workers, opts.max_failures, opts.address) == (
+        0.5,
+        3,
+        1,
+        "auto",
+    )
+    assert RayOptions.from_config(_Cfg(), workers=5).workers == 5  # type: ignore[arg-type]
+
+    class _Bad:
+        ray = {"cpu": 1}
+
+    with pytest.raises(ConfigError, match=r"ray\.cpu"):
+        RayOptions.from_config(_Bad())  # type: ignore[arg-type]
+
+
+def test_remote_cluster_needs_a_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(k, raising=False)
+    with pytest.raises(ConfigError, match="RAY_AUTH_TOKEN"):
+        _check_remote_auth("ray://head:10001")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "x" * 32)
+    _check_remote_auth("ray://head:10001")
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    _check_remote_auth("head:6380")
+
+
+# -- the Tune stopper, fed by hand -----------------------------------------------------------
+
+DIRS = ("maximize", "minimize")
+
+
+def _result(fid: int, acc: float, lat: float, **extra: Any) -> dict[str, Any]:
+    return {"fidelity": fid, "accuracy": acc, "latency_ms": lat, **extra}
+
+
+def test_stopper_stops_dominated_results_at_rungs_only() -> None:
+    stopper = ParetoHalvingStopper(
+        HalvingConfig(min_fidelity=5, eta=3), DIRS, ["accuracy", "latency_ms"]
+    )
+    assert not stopper("a", _result(5, 0.9, 1.0))
+    assert not stopper("b", _result(5, 0.8, 2.0))
+    assert not stopper("c", _result(7, 0.1, 9.0))  # 7 is no rung
+    assert stopper("c", _result(5, 0.1, 9.0))
+    assert stopper.decisions["c"].stop and stopper.decisions["c"].peers == 3
+    assert not stopper("d", _result(5, 0.2, 0.5))  # fast: on the rung's front
+    assert not stopper("e", {"fidelity": 5})  # no metrics in this result
+    assert not stopper.stop_all()
+
+
+def test_stopper_uses_history_and_violations() -> None:
+    history = [Observation(k, 15, (0.9 - k / 100, 1.0)) for k in range(3)]
+    stopper = ParetoHalvingStopper(
+        HalvingConfig(min_fidelity=5, eta=3),
+        DIRS,
+        ["accuracy", "latency_ms"],
+        history=history,
+    )
+    assert stopper("x", _result(15, 0.5, 2.0))
+    # feasible-looking but infeasible: ranks behind all feasible peers
+    assert stopper("y", _result(15, 0.99, 0.1, violation=0.3))
+    with pytest.raises(ConfigError, match="metrics"):
+        ParetoHalvingStopper(HalvingConfig(min_fidelity=5), DIRS, ["accuracy"])
+
+
+# -- real local clusters ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Environment every Ray process of the test inherits (set before nodes start)."""
+    env = {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_urlsafe(32),
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]).strip(
+            os.pathsep
+        ),
+        "PE_TEST_LOG": str(tmp_path / "evals.log"),
+        "RAY_DEDUP_LOGS": "0",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    refresh_auth_config()
+    yield env
+    monkeypatch.undo()
+    refresh_auth_config()
+
+
+@pytest.fixture
+def ray_cluster(cluster_env: dict[str, str]) -> Iterator[Any]:
+    """A head and a worker node, one CPU each, token authentication on."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False},
+    )
+    cluster.worker = cluster.add_node(num_cpus=1)  # type: ignore[attr-defined]
+    cluster.wait_for_nodes()
+    try:
+        yield cluster
+    finally:
+        import ray
+
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _runner(config: Any, url: str, tmp_path: Path, *, resume: bool = False) -> Any:
+    from paretoedge.search._controller import SearchRunner, resume_runner
+
+    kw = {
+        "evaluator_factory": SyntheticEvaluator,
+        "artifacts_dir": tmp_path / "artifacts",
+        "heartbeat_interval": 1,
+        "grace_period": 3,
+    }
+    if resume:
+        return resume_runner(config.name, storage_url=url, **kw)
+    return SearchRunner(config, storage_url=url, **kw)
+
+
+def _candidates(db: Path) -> dict[int, tuple]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = con.execute(
+            "SELECT trial_number, state, spec, accuracy, size_bytes, created_at "
+            "FROM pe_candidates ORDER BY trial_number"
+        ).fetchall()
+    finally:
+        con.close()
+    return {r[0]: r[1:] for r in rows}
+
+
+def _evals(log: Path) -> list[dict[str, Any]]:
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_same_results_as_the_local_backend_on_two_nodes(
+    ray_cluster: Any, cluster_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A random-sampler study gives identical candidates, metrics and fronts on both."""
+    config = synthetic_config(sampler={"name": "random"}, budget={"trials": 6})
+    local_db, ray_db = tmp_path / "local.db", tmp_path / "ray.db"
+    local = _runner(config, f"sqlite:///{local_db}", tmp_path).run()
+    on_ray = _runner(config, f"sqlite:///{ray_db}", tmp_path)
+    summary = on_ray.run(backend=RayBackend(address=ray_cluster.address, workers=2))
+
+    assert summary.trials_complete == local.trials_complete == 6
+    assert summary.trials_failed == 0
+    strip = {n: r[:4] for n, r in _candidates(local_db).items()}
+    assert {n: r[:4] for n, r in _candidates(ray_db).items()} == strip
+    for device in config.devices:
+        assert summary.fronts[device].front == local.fronts[device].front
+        assert summary.fronts[device].ranks == local.fronts[device].ranks
+    # Trials ran in Ray worker processes on both nodes, not in this process.
+    pids = {e["pid"] for e in _evals(Path(cluster_env["PE_TEST_LOG"]))}
+    assert os.getpid() not in pids
+    assert len(pids) >= 2
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_backend_switch_resume(
+    ray_cluster: Any, cluster_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Started locally, continued on Ray, finished locally: nothing redone or lost."""
+    config = synthetic_config(budget={"trials": 6})
+    db = tmp_path / "study.db"
+    url = f"sqlite:///{db}"
+    log = Path(cluster_env["PE_TEST_LOG"])
+
+    first = _runner(config, url, tmp_path).run(n_trials=2)
+    assert first.trials_complete == 2
+    before = _candidates(db)
+
+    on_ray = _runner(config, url, tmp_path, resume=True)
+    mid = on_ray.run(n_trials=2, backend=RayBackend(address=ray_cluster.address, workers=2))
+    assert mid.trials_complete == 4
+    after_ray = _candidates(db)
+    for n, row in before.items():
+        assert after_ray[n] == row  # same row, same timestamp: not recomputed
+
+    last = _runner(config, url, tmp_path, resume=True).run()
+    assert last.trials_complete == 6
+    rows = _candidates(db)
+    assert sorted(n for n, r in rows.items() if r[0] == "complete") == list(range(6))
+    for n, row in after_ray.items():
+        assert rows[n] == row
+    assert len(_evals(log)) == 6  # every trial evaluated exactly once
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_worker_node_removed_mid_study(
+    ray_cluster: Any, cluster_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killing the worker node mid-trial: the trial is restarted on the head, none lost."""
+    import optuna
+
+    monkeypatch.setenv("PE_TEST_SLEEP", "2.0")
+    config = synthetic_config(sampler={"name": "random"}, budget={"trials": 4})
+    db = tmp_path / "study.db"
+    runner = _runner(config, f"sqlite:///{db}", tmp_path)
+    log = Path(cluster_env["PE_TEST_LOG"])
+    removed = threading.Event()
+
+    def kill_worker_node() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            # Two trials sleeping in two processes: one of them is on the worker node.
+            if len({e["pid"] for e in _evals(log)}) >= 2:
+                ray_cluster.remove_node(ray_cluster.worker, allow_graceful=False)
+                removed.set()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_worker_node, daemon=True)
+    killer.start()
+    summary = runner.run(backend=RayBackend(address=ray_cluster.address, workers=2))
+    killer.join(timeout=5)
+
+    assert removed.is_set()
+    assert summary.trials_complete == 4 and summary.trials_failed == 0
+    states = [t.state for t in runner.study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 4
+    rows = _candidates(db)
+    assert sorted(n for n, r in rows.items() if r[0] == "complete") == [0, 1, 2, 3]
+    # The interrupted trial was evaluated again (same spec twice), the others once.
+    specs = [json.dumps(e["flat"], sort_keys=True) for e in _evals(log)]
+    assert len(specs) == 5
+    assert max(specs.count(s) for s in set(specs)) == 2
+
+
+@pytest.mark.ray
+def test_searcher_pickles_without_the_database(
+    ray_cluster: Any, cluster_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Tune writes its searcher to disk: no database URL (password) may be in it."""
+    import pickle
+
+    config = synthetic_config()
+    url = f"sqlite:///{tmp_path / 'secret-name.db'}"
+    runner = _runner(config, url, tmp_path)
+    runner.setup()
+    searcher = StudySearcher(runner, runner.optuna_storage())
+    blob = pickle.dumps(searcher)
+    assert b"secret-name" not in blob
+    first = searcher.suggest("t1")
+    assert first is not None and first["trial_number"] == 0  # the enqueued teacher baseline
+
+
+@pytest.mark.ray
+def test_stopper_in_a_real_tune_run(
+    ray_cluster: Any, cluster_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Tune stops the dominated curves at a rung and lets the front ones finish."""
+    import ray
+    from ray import tune
+
+    ray.init(address=ray_cluster.address, logging_level="WARNING")
+
+    def curve(config: dict[str, Any]) -> None:
+        for step in (5, 15, 45):
+            acc = config["quality"] * (1 - math.exp(-step / 20))
+            tune.report({"fidelity": step, "accuracy": acc, "latency_ms": config["latency"]})
+
+    qualities = [0.9, 0.85, 0.3, 0.2, 0.25, 0.95]
+    stopper = ParetoHalvingStopper(
+        HalvingConfig(min_fidelity=5, eta=3), DIRS, ["accuracy", "latency_ms"]
+    )
+    tuner = tune.Tuner(
+        tune.with_resources(curve, {"cpu": 1}),
+        param_space={"quality": tune.grid_search(qualities), "latency": 1.0},
+        tune_config=tune.TuneConfig(max_concurrent_trials=2),
+        run_config=tune.RunConfig(stop=stopper, verbose=0, storage_path=str(tmp_path / "tune")),
+    )
+    grid = tuner.fit()
+    last = {r.config["quality"]: r.metrics["fidelity"] for r in grid}
+    assert last[0.95] == 45 and last[0.9] == 45
+    stopped = [q for q, f in last.items() if f < 45]
+    assert stopped and all(q < 0.85 for q in stopped)
