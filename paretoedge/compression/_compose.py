@@ -158,7 +158,11 @@ def compress(
             batches = None
             if spec.heads.criterion == "gradient":
                 _need_data("heads.criterion", "gradient", task, tokenizer)
-                batches = make_batches(tokenizer, train[: GRADIENT_BATCHES * 16], batch_size=16)
+                batches = make_batches(
+                    tokenizer,  # type: ignore[arg-type]
+                    train[: GRADIENT_BATCHES * 16],
+                    batch_size=16,
+                )
             prune_heads(work, spec.heads, batches)
             applied.append("heads")
         if spec.ffn is not None:
@@ -203,8 +207,8 @@ def compress(
 
 
 def _recover(
-    student: nn.Module,
-    teacher: nn.Module,
+    student: Any,
+    teacher: Any,
     tokenizer: Any,
     examples: Sequence[Any],
     recovery: RecoveryConfig,
@@ -286,7 +290,8 @@ def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
     for name, n in structure["heads"].items():
         _arch.set_heads(model, by_attention[name], int(n))
     for name, record in structure["quant"].items():
-        model.get_submodule(name).paretoedge_quant = dict(record)
+        target: Any = model.get_submodule(name)
+        target.paretoedge_quant = dict(record)
     for name in structure["act_quant"]:
         attach_act_quantizer(model.get_submodule(name))
     return model
@@ -302,7 +307,7 @@ def save_compressed(
     """Write ``model`` (baked copy) with ``save_pretrained`` plus the structure and spec."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    work = bake(copy.deepcopy(model))
+    work: Any = bake(copy.deepcopy(model))
     work.save_pretrained(out)
     (out / STRUCTURE_FILE).write_text(json.dumps(structure_of(work), indent=1))
     spec = spec if spec is not None else getattr(model, "paretoedge_spec", None)

@@ -65,7 +65,7 @@ class _Logits(nn.Module):
         return self.model(**kwargs).logits
 
 
-def example_inputs(model: nn.Module, *, batch: int, seq_len: int) -> dict[str, torch.Tensor]:
+def example_inputs(model: Any, *, batch: int, seq_len: int) -> dict[str, torch.Tensor]:
     """Deterministic token ids with some padding, so the attention mask stays in the graph."""
     vocab = int(model.config.vocab_size)
     gen = torch.Generator().manual_seed(0)

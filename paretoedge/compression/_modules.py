@@ -9,6 +9,8 @@ into plain weights (before saving or exporting).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -49,6 +51,8 @@ class LowRankEmbedding(nn.Module):
 
 class Mask(nn.Module):
     """Parametrisation multiplying the weight by a fixed 0/1 mask (pruning)."""
+
+    mask: torch.Tensor
 
     def __init__(self, mask: torch.Tensor) -> None:
         super().__init__()
@@ -117,6 +121,8 @@ class ClusterFakeQuant(nn.Module):
     layer never holds more than 2^bits distinct values. Straight-through gradient.
     """
 
+    codebook: torch.Tensor
+
     def __init__(self, codebook: torch.Tensor, keep_zero: bool) -> None:
         super().__init__()
         self.register_buffer("codebook", codebook.to(torch.float32))
@@ -138,6 +144,11 @@ class ActQuantizer(nn.Module):
     Observes min/max while ``observing`` (calibration), then quantises with the frozen
     scale and zero point. Exported to ONNX as QuantizeLinear/DequantizeLinear.
     """
+
+    scale: torch.Tensor
+    zero_point: torch.Tensor
+    lo: torch.Tensor
+    hi: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -169,23 +180,25 @@ class ActQuantizer(nn.Module):
         return torch.fake_quantize_per_tensor_affine(x, self.scale, self.zero_point, 0, 255)
 
 
-def _act_pre_hook(module: nn.Module, args: tuple) -> tuple:
+def _act_pre_hook(module: Any, args: tuple) -> tuple:
     return (module.act_quant(args[0]), *args[1:])
 
 
-def attach_act_quantizer(linear: nn.Module) -> ActQuantizer:
+def attach_act_quantizer(linear: Any) -> ActQuantizer:
     """Give ``linear`` an ``act_quant`` child applied to its input by a forward pre-hook."""
     if not hasattr(linear, "act_quant"):
         linear.act_quant = ActQuantizer()
         linear.register_forward_pre_hook(_act_pre_hook)
-    return linear.act_quant  # type: ignore[return-value]
+    quantizer: ActQuantizer = linear.act_quant
+    return quantizer
 
 
 def bake(model: nn.Module) -> nn.Module:
     """Replace every parametrised weight by its current (masked/quantised) value, in place."""
-    for module in list(model.modules()):
+    modules: list[Any] = list(model.modules())
+    for module in modules:
         if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations.keys()):  # type: ignore[union-attr]
+            for name in list(module.parametrizations.keys()):
                 parametrize.remove_parametrizations(module, name, leave_parametrized=True)
     return model
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,9 +27,9 @@ from paretoedge.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-def prune_targets(model: nn.Module) -> list[tuple[str, nn.Linear]]:
+def prune_targets(model: nn.Module) -> list[tuple[str, Any]]:
     """Linear layers of the encoder blocks (attention and FFN, low-rank factors included)."""
-    out = []
+    out: list[tuple[str, Any]] = []
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear) and _arch.group_of(model, name) in ("attention", "ffn"):
             out.append((name, module))
@@ -73,7 +74,7 @@ def magnitude_prune(model: nn.Module, config: PruneConfig) -> float:
 
 
 def _shrink_linear(
-    linear: nn.Linear, *, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None
+    linear: Any, *, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None
 ) -> nn.Linear:
     if parametrize.is_parametrized(linear):
         raise ConfigError(
@@ -101,9 +102,11 @@ def head_importance_magnitude(model: nn.Module) -> list[torch.Tensor]:
         n, d = _arch.get_heads(model, block)
         total = torch.zeros(n)
         for name in (block.query, block.key, block.value):
-            w = model.get_submodule(name).weight.detach()
+            lin: Any = model.get_submodule(name)
+            w = lin.weight.detach()
             total += w.view(n, d, -1).pow(2).sum(dim=(1, 2))
-        wo = model.get_submodule(block.out).weight.detach()
+        out_proj: Any = model.get_submodule(block.out)
+        wo = out_proj.weight.detach()
         total += wo.view(wo.shape[0], n, d).pow(2).sum(dim=(0, 2))
         out.append(total.sqrt())
     return out
@@ -186,8 +189,8 @@ def prune_ffn(model: nn.Module, config: FFNConfig) -> dict[int, int]:
     """
     sizes: dict[int, int] = {}
     for block in _arch.blocks(model):
-        w_in = model.get_submodule(block.ffn_in)
-        w_out = model.get_submodule(block.ffn_out)
+        w_in: Any = model.get_submodule(block.ffn_in)
+        w_out: Any = model.get_submodule(block.ffn_out)
         inter = w_in.weight.shape[0]
         n_keep = max(1, int(round(config.keep * inter)))
         sizes[block.index] = n_keep

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,10 +30,10 @@ from paretoedge.compression._modules import (
 log = logging.getLogger(__name__)
 
 
-def quant_targets(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def quant_targets(model: nn.Module) -> list[tuple[str, Any]]:
     """Every Linear and the word-embedding table (plain or factored)."""
     word = _arch.family(model).word_embeddings
-    out = []
+    out: list[tuple[str, Any]] = []
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear) or (
             isinstance(module, nn.Embedding) and name in (word, word + ".embed")
@@ -90,7 +91,7 @@ def quantize_weights(model: nn.Module, config: QuantConfig, *, seed: int = 0) ->
     return chosen
 
 
-def act_quant_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def act_quant_layers(model: nn.Module) -> list[tuple[str, Any]]:
     return [
         (name, m)
         for name, m in model.named_modules()
@@ -126,8 +127,9 @@ def calibrate_activations(
 
 def set_act_quant_enabled(model: nn.Module, enabled: bool) -> list[bool]:
     """Switch every activation quantiser on/off; returns the previous states."""
-    previous = []
-    for m in model.modules():
+    previous: list[bool] = []
+    modules: list[Any] = list(model.modules())
+    for m in modules:
         if hasattr(m, "act_quant"):
             previous.append(m.act_quant.enabled)
             m.act_quant.enabled = enabled

@@ -1,0 +1,208 @@
+"""Compression benchmark on the bundled task: transform -> size, accuracy, ORT latency.
+
+Usage::
+
+    python bench/compression.py            # minilm teacher on sentiment, full test split
+    python bench/compression.py --quick    # fewer recovery steps, first 300 test examples
+
+The teacher comes from ``paretoedge.training.get_teacher`` (fine-tuned once and cached).
+Every row is compressed from that teacher with :func:`paretoedge.compression.compress`,
+evaluated on the test split in PyTorch, exported to static-shape ONNX ([1, 64]) and timed
+in onnxruntime on this CPU. Latencies are measured side by side in one run: the sessions
+are timed round-robin (a block of runs of each model in turn, repeated), so load from
+other processes hits all rows alike, and each row reports the median against the
+uncompressed model's median. The int8 QDQ row is the real int8 ONNX file of the int8
+row, and its accuracy is measured by running that file in onnxruntime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _rows(recovery: int, distill: int) -> list[tuple[str, dict[str, Any]]]:
+    rec = {"recovery.steps": recovery, "recovery.batch_size": 16}
+    return [
+        ("fp32 (teacher)", {}),
+        ("int8 PTQ (weights + act)", {"quant.bits": 8}),
+        ("int4 uniform + recovery", {"quant.bits": 4, "quant.layer_bits.embeddings": 8, **rec}),
+        ("int4 cluster", {"quant.bits": 4, "quant.scheme": "cluster", "quant.act_bits": "none"}),
+        ("prune 50% + recovery", {"prune.sparsity": 0.5, **rec}),
+        ("heads 50% + recovery", {"heads.keep": 0.5, **rec}),
+        ("ffn 50% + recovery", {"ffn.keep": 0.5, **rec}),
+        ("low-rank e=0.9 + recovery", {"lowrank.energy": 0.9, **rec}),
+        (
+            "distill 4 layers",
+            {"distill.layers": 4, "distill.steps": distill, "distill.batch_size": 16},
+        ),
+        (
+            "distill 4 + prune 50% + int8",
+            {
+                "distill.layers": 4,
+                "distill.steps": distill,
+                "distill.batch_size": 16,
+                "prune.sparsity": 0.5,
+                "quant.bits": 8,
+                **rec,
+            },
+        ),
+    ]
+
+
+def _ort_session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _ort_accuracy(session: Any, tokenizer: Any, examples: Any, seq_len: int) -> float:
+    correct = 0
+    for ex in examples:
+        enc = tokenizer(
+            ex.text, padding="max_length", truncation=True, max_length=seq_len, return_tensors="np"
+        )
+        feeds = {k: enc[k].astype("int64") for k in ("input_ids", "attention_mask")}
+        feeds["token_type_ids"] = enc.get("token_type_ids", feeds["input_ids"] * 0).astype("int64")
+        logits = session.run(["logits"], feeds)[0]
+        correct += int(logits.argmax(-1)[0] == ex.label)
+    return correct / len(examples)
+
+
+def _time_side_by_side(
+    sessions: dict[str, Any], feeds: dict[str, Any], *, rounds: int, block: int
+) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for session in sessions.values():  # warm-up
+        for _ in range(3):
+            session.run(["logits"], feeds)
+    for _ in range(rounds):
+        for name, session in sessions.items():
+            for _ in range(block):
+                t = time.perf_counter()
+                session.run(["logits"], feeds)
+                times[name].append((time.perf_counter() - t) * 1e3)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--task", default="sentiment")
+    parser.add_argument("--quick", action="store_true", help="small budgets, 300 test examples")
+    parser.add_argument("--recovery-steps", type=int, default=None)
+    parser.add_argument("--distill-steps", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--rows", default="", help="comma-separated row numbers to run")
+    args = parser.parse_args(argv)
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from paretoedge.compression import CompressionSpec, compress, export_onnx
+    from paretoedge.tasks import load_task
+    from paretoedge.training import evaluate, get_teacher, make_batches
+
+    torch.set_num_threads(2)
+    recovery = (
+        args.recovery_steps if args.recovery_steps is not None else (30 if args.quick else 100)
+    )
+    distill = args.distill_steps if args.distill_steps is not None else (60 if args.quick else 200)
+    console = Console(stderr=True)
+    teacher, tokenizer = get_teacher(args.model, args.task, progress=True)
+    task = load_task(args.task)
+    test = task.test[:300] if args.quick else task.test
+    calibration = make_batches(tokenizer, task.train[:64], batch_size=16, max_length=args.seq_len)
+    rows = _rows(recovery, distill)
+    if args.rows:
+        wanted = {int(i) for i in args.rows.split(",")}
+        rows = [r for i, r in enumerate(rows) if i == 0 or i in wanted]
+
+    results: list[dict[str, Any]] = []
+    sessions: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, flat) in enumerate(rows):
+            start = time.perf_counter()
+            spec = CompressionSpec.from_flat(flat)
+            result = compress(teacher, spec, teacher=teacher, tokenizer=tokenizer, task=task)
+            accuracy = evaluate(result.model, tokenizer, test, batch_size=64)
+            path = export_onnx(result.model, Path(tmp) / f"{i}.onnx", seq_len=args.seq_len)
+            sessions[name] = _ort_session(path, args.threads)
+            results.append(
+                {
+                    "name": name,
+                    "parameters": result.stats.parameters,
+                    "stored_mb": result.stats.stored_bytes / 1e6,
+                    "accuracy": accuracy,
+                    "wall_s": time.perf_counter() - start,
+                }
+            )
+            console.log(f"{name}: acc {accuracy:.4f}, {results[-1]['wall_s']:.0f} s")
+            if flat == {"quant.bits": 8}:
+                qname = "int8 QDQ ONNX (onnxruntime)"
+                qpath = export_onnx(
+                    result.model,
+                    Path(tmp) / f"{i}.int8.onnx",
+                    seq_len=args.seq_len,
+                    int8_qdq=True,
+                    calibration=calibration,
+                )
+                sessions[qname] = _ort_session(qpath, args.threads)
+                results.append(
+                    {
+                        "name": qname,
+                        "parameters": result.stats.parameters,
+                        "stored_mb": qpath.stat().st_size / 1e6,
+                        "accuracy": _ort_accuracy(sessions[qname], tokenizer, test, args.seq_len),
+                        "wall_s": 0.0,
+                    }
+                )
+                console.log(f"{qname}: acc {results[-1]['accuracy']:.4f}")
+        feeds = {
+            k: v[:1]
+            for k, v in make_batches(tokenizer, test[:1], batch_size=1, max_length=args.seq_len)[
+                0
+            ].items()
+        }
+        from paretoedge.compression._export import fit_inputs
+
+        feed = fit_inputs(feeds, batch_size=1, seq_len=args.seq_len)[0]
+        latency = _time_side_by_side(sessions, feed, rounds=5 if args.quick else 10, block=10)
+
+    base = latency[results[0]["name"]]
+    table = Table(
+        title=f"{args.model} on {args.task}: test accuracy on {len(test)} examples, "
+        f"onnxruntime CPU latency [1, {args.seq_len}], {args.threads} thread(s)"
+    )
+    for col in ("transform", "parameters", "stored MB", "test acc", "latency ms", "x fp32"):
+        table.add_column(col, justify="left" if col == "transform" else "right")
+    for r in results:
+        ms = latency[r["name"]]
+        table.add_row(
+            r["name"],
+            f"{r['parameters']:,}",
+            f"{r['stored_mb']:.2f}",
+            f"{r['accuracy']:.4f}",
+            f"{ms:.2f}",
+            f"{ms / base:.2f}",
+        )
+    Console(width=140).print(table)
+    print(
+        f"recovery steps {recovery}, distill steps {distill}; stored MB of the int8 QDQ row is "
+        "the .onnx file size; others count packed weights (see model_stats)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
