@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from paretoedge.compression import _arch
-from paretoedge.compression._config import CompressionSpec, RecoveryConfig
+from paretoedge.compression._config import CompressionSpec, QuantConfig, RecoveryConfig
 from paretoedge.compression._lowrank import low_rank
 from paretoedge.compression._modules import (
     LowRankEmbedding,
@@ -95,6 +95,12 @@ class CompressionResult:
     stats: ModelStats
     wall_s: float
     applied: tuple[str, ...] = ()
+
+
+def _has_act_quant(quant: QuantConfig) -> bool:
+    """Whether some layer gets int8 activations (8-bit uniform layers with act_bits=8)."""
+    bits = {quant.bits, *(b for _, b in quant.layer_bits)}
+    return quant.act_bits == 8 and quant.scheme == "uniform" and 8 in bits
 
 
 def _need_data(field: str, value: Any, task: TaskData | None, tokenizer: Any) -> None:
@@ -175,7 +181,7 @@ def compress(
             magnitude_prune(work, spec.prune)
             applied.append("prune")
         quant = spec.quant
-        if quant is not None and quant.act_bits == 8 and calibration is None:
+        if quant is not None and _has_act_quant(quant) and calibration is None:
             _need_data("quant.act_bits", 8, task, tokenizer)
         if quant is not None and quant.qat:
             quantize_weights(work, quant, seed=seed)
@@ -189,7 +195,7 @@ def compress(
             quantize_weights(work, quant, seed=seed)
             applied.append("quant(ptq)")
         bake(work)
-        if quant is not None and quant.act_bits == 8:
+        if quant is not None and _has_act_quant(quant):
             if calibration is None:
                 calibration = make_batches(
                     tokenizer,  # type: ignore[arg-type]

@@ -103,7 +103,10 @@ def test_transforms_needing_data_say_so(tiny_bert):
     ):
         with pytest.raises(ConfigError, match=field):
             compress(tiny_bert, CompressionSpec.from_flat(flat))
-    # weight-only quantisation needs no data
+    # weight-only quantisation (or no 8-bit layer) needs no data
+    assert compress(tiny_bert, CompressionSpec.from_flat({"quant.bits": 4})).applied == (
+        "quant(ptq)",
+    )
     result = compress(
         tiny_bert, CompressionSpec.from_flat({"quant.bits": 8, "quant.act_bits": "none"})
     )
