@@ -114,6 +114,7 @@ class _Budget(_Strict):
 class _Recovery(_Strict):
     steps: int = Field(default=0, ge=0)
     lr: float = Field(default=5e-5, gt=0)
+    batch_size: int = Field(default=32, ge=1)
 
 
 class _Data(_Strict):
@@ -141,6 +142,10 @@ class _Ray(_Strict):
     port: int | None = Field(default=6380, ge=1, le=65535)
 
 
+def _default_baselines() -> list[BaselineName]:
+    return ["teacher", "int8"]
+
+
 class _Study(_Strict):
     name: str = Field(default="study", pattern=r"^[A-Za-z0-9_.-]+$")
     model: str
@@ -157,7 +162,7 @@ class _Study(_Strict):
     recovery: _Recovery = Field(default_factory=_Recovery)
     data: _Data = Field(default_factory=_Data)
     teacher: _Teacher = Field(default_factory=_Teacher)
-    baselines: list[BaselineName] = Field(default_factory=lambda: ["teacher", "int8"])
+    baselines: list[BaselineName] = Field(default_factory=lambda: _default_baselines())
     early_stopping: _EarlyStopping | None = None
     ray: _Ray = Field(default_factory=_Ray)
     description: str = ""
@@ -285,6 +290,7 @@ class Budget:
 class RecoverySpec:
     steps: int = 0
     lr: float = 5e-5
+    batch_size: int = 32
 
 
 @dataclass(frozen=True)
@@ -599,7 +605,7 @@ def parse_config(data: Mapping[str, Any], *, check_names: bool = True) -> StudyC
         fixed=tuple(fixed),
         sampler=SamplerSpec(sampler.name, _sampler_options(sampler.name, sampler.options)),
         budget=Budget(trials=m.budget.trials, timeout_s=m.budget.timeout_s),
-        recovery=RecoverySpec(steps=m.recovery.steps, lr=m.recovery.lr),
+        recovery=RecoverySpec(**m.recovery.model_dump()),
         data=DataSpec(**m.data.model_dump()),
         teacher_epochs=m.teacher.epochs,
         seed=m.seed,

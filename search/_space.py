@@ -92,6 +92,7 @@ def candidate_flat(config: StudyConfig, params: Mapping[str, Any]) -> dict[str, 
     if config.recovery.steps > 0:
         flat.setdefault("recovery.steps", config.recovery.steps)
         flat.setdefault("recovery.lr", config.recovery.lr)
+        flat.setdefault("recovery.batch_size", config.recovery.batch_size)
     return flat
 
 
