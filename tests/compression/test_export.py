@@ -150,3 +150,46 @@ def test_export_errors(tiny_bert, tmp_path):
         export_onnx(tiny_bert, tmp_path / "x.onnx", int8_qdq=True)
     with pytest.raises(ConfigError, match="export.seq_len"):
         export_onnx(tiny_bert, tmp_path / "x.onnx", seq_len=10_000)
+
+
+def test_distilbert_family_compresses_and_exports(tmp_path):
+    """DistilBERT names its parts differently (q_lin, ffn.lin1); it has no token types,
+    so its ONNX takes input_ids and attention_mask only."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    config = DistilBertConfig(
+        vocab_size=1000,
+        dim=64,
+        n_layers=2,
+        n_heads=4,
+        hidden_dim=128,
+        max_position_embeddings=128,
+    )
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = DistilBertForSequenceClassification(config).eval()
+    spec = CompressionSpec.from_flat(
+        {
+            "heads.keep": 0.5,
+            "ffn.keep": 0.5,
+            "lowrank.rank": 8,
+            "prune.sparsity": 0.5,
+            "quant.bits": 8,
+            "quant.act_bits": "none",
+        }
+    )
+    result = compress(model, spec)
+    assert result.applied == ("heads", "ffn", "lowrank", "prune", "quant(ptq)")
+    assert result.stats.parameters < model_stats(model).parameters
+    assert result.model.distilbert.transformer.layer[0].attention.n_heads == 2
+    path = export_onnx(result.model, tmp_path / "d.onnx", seq_len=16)
+    ids = torch.randint(1, 1000, (1, 16), generator=torch.Generator().manual_seed(0))
+    feeds = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+    out = session.run(["logits"], {k: v.numpy() for k, v in feeds.items()})[0]
+    with torch.no_grad():
+        ref = result.model(**feeds).logits.numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-4, rtol=1e-3)
+    layers = json.loads(_meta(path)[1]["paretoedge.layers"])
+    assert all(e["initializer"] for e in layers)
