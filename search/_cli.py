@@ -99,6 +99,19 @@ def _backend(name: str, address: str | None, workers: int | None) -> Any:
     return get_backend(name, address=address, workers=workers)
 
 
+def _run_interruptible(runner: SearchRunner, **kwargs: Any) -> SearchSummary:
+    """Run; on Ctrl-C say how to continue and exit 130 instead of a traceback."""
+    try:
+        return runner.run(**kwargs)
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted: continue with paretoedge resume {runner.name} "
+            f"--storage {runner.storage.url}",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+
+
 def register(app: typer.Typer) -> None:
     """Add ``search``, ``resume`` and ``add-device`` to ``app``."""
 
@@ -138,7 +151,7 @@ def register(app: typer.Typer) -> None:
         runner = SearchRunner(
             cfg, storage_url=_storage_url(storage), study_name=study, progress=progress
         )
-        summary = runner.run(backend=be)
+        summary = _run_interruptible(runner, backend=be)
         print_fronts(runner, summary, as_json=as_json)
 
     @app.command("resume")
@@ -162,7 +175,7 @@ def register(app: typer.Typer) -> None:
 
         be = _backend(backend, address, workers)
         runner = resume_runner(name, storage_url=_storage_url(storage), progress=progress)
-        summary = runner.run(n_trials=trials, timeout=timeout, backend=be)
+        summary = _run_interruptible(runner, n_trials=trials, timeout=timeout, backend=be)
         print_fronts(runner, summary, as_json=as_json)
 
     @app.command("add-device")

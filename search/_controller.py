@@ -407,6 +407,16 @@ class SearchRunner:
                 st.upsert_candidate(
                     self.storage, study=self.name, trial_number=number, state="failed", spec=flat
                 )
+            if isinstance(exc, KeyboardInterrupt):
+                # Ctrl-C: Optuna fails this trial; queue its parameters again so that
+                # `paretoedge resume` evaluates them first (a killed process is handled by
+                # the heartbeat instead).
+                with quiet_optuna():
+                    trial.study.enqueue_trial(
+                        params,
+                        user_attrs={BASELINE_ATTR: baseline} if baseline else None,
+                        skip_if_exists=False,
+                    )
             raise
         self.store_result(number, result, baseline=baseline)
         fronts = self.update_fronts()

@@ -193,3 +193,51 @@ def test_two_workers_share_one_study_on_postgres(tmp_path: Path) -> None:
         )
         admin.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
         admin.close()
+
+
+def test_ctrl_c_requeues_the_interrupted_candidate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paretoedge.search._controller import resume_runner
+
+    config = synthetic_config(budget={"trials": 6})
+    cfg_path = tmp_path / "study.json"
+    cfg_path.write_text(json.dumps(config.to_dict()))
+    db = tmp_path / "study.db"
+    url = f"sqlite:///{db}"
+    env = {**os.environ, "PE_TEST_SLEEP": "0.5"}
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "_worker.py"), str(cfg_path), url, "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait(
+            lambda: (
+                sum(r[1] == "complete" for r in _rows(db)) >= 2
+                and any(r[1] == "running" for r in _rows(db))
+            ),
+            timeout=120,
+            proc=proc,
+        )
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    rows = {r[0]: r for r in _rows(db)}
+    interrupted = [n for n, r in rows.items() if r[1] == "failed"]
+    assert len(interrupted) == 1, rows
+    runner = resume_runner(
+        "synthetic",
+        storage_url=url,
+        evaluator_factory=SyntheticEvaluator,
+        artifacts_dir=tmp_path / "artifacts",
+    )
+    summary = runner.run()
+    assert summary.trials_complete == 6
+    after = _rows(db)
+    specs = [r[4] for r in after if r[1] == "complete"]
+    assert rows[interrupted[0]][4] in specs  # its parameters were evaluated on resume
