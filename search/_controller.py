@@ -88,7 +88,15 @@ class Backend(abc.ABC):
 
 
 class OptunaBackend(Backend):
-    """Trials run one after another in this process with ``study.optimize``."""
+    """Trials run one after another in this process with ``study.optimize``.
+
+    Args:
+        gc_after_trial: Run the garbage collector after each trial (frees the compressed
+            model's reference cycles before the next one is built; costs ~0.1 s a trial).
+    """
+
+    def __init__(self, *, gc_after_trial: bool = True) -> None:
+        self.gc_after_trial = gc_after_trial
 
     def run(self, runner: SearchRunner, *, n_trials: int | None, timeout: float | None) -> None:
         import optuna
@@ -108,7 +116,7 @@ class OptunaBackend(Backend):
                 timeout=timeout,
                 catch=(ParetoEdgeError,),
                 callbacks=callbacks,
-                gc_after_trial=True,
+                gc_after_trial=self.gc_after_trial,
             )
 
 
