@@ -181,20 +181,21 @@ def halving_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     )
 
 
-def sampler_for(config: StudyConfig) -> optuna.samplers.BaseSampler:
-    """The configured Optuna sampler, seeded with the study's seed."""
+def sampler_for(config: StudyConfig, *, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
+    """The configured Optuna sampler, seeded with the study's seed (plus ``seed_offset``)."""
     import optuna
 
     opts = dict(config.sampler.options)
     name = config.sampler.name
+    seed = config.seed + seed_offset
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=config.seed, **opts)
+        return optuna.samplers.NSGAIISampler(seed=seed, **opts)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=config.seed, **opts)
+        return optuna.samplers.TPESampler(seed=seed, **opts)
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=config.seed, **opts)
+        return optuna.samplers.GPSampler(seed=seed, **opts)
     if name == "random":
-        return optuna.samplers.RandomSampler(seed=config.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     raise ConfigError("sampler.name", name, ("nsga2", "tpe", "gp", "random"))
 
 
@@ -361,6 +362,12 @@ class SearchRunner:
             study = optuna.load_study(
                 study_name=self.name, storage=ostorage, sampler=sampler_for(cfg), pruner=self.pruner
             )
+            # A process joining (or resuming) a study must not replay the random stream of
+            # the first one, or it would propose the same candidates again: offset the seed
+            # by the number of trials already there (deterministic for a given history).
+            n = len(study.get_trials(deepcopy=False))
+            if n:
+                study.sampler = sampler_for(cfg, seed_offset=n)
         if self.created:
             study.set_metric_names([o.label for o in cfg.objectives])
             for name in cfg.baselines:

@@ -60,7 +60,7 @@ def test_sigkill_mid_trial_then_resume(tmp_path: Path, monkeypatch: pytest.Monke
     db = tmp_path / "study.db"
     url = f"sqlite:///{db}"
     log = tmp_path / "evals.log"
-    env = {**os.environ, "PE_TEST_SLEEP": "0.4", "PE_TEST_LOG": str(log)}
+    env = {**os.environ, "PE_TEST_SLEEP": "1.0", "PE_TEST_LOG": str(log)}
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "_worker.py"), str(cfg_path), url, "1"],
         env=env,
@@ -87,7 +87,7 @@ def test_sigkill_mid_trial_then_resume(tmp_path: Path, monkeypatch: pytest.Monke
     before = _rows(db)
     complete_before = {r[0]: r for r in before if r[1] == "complete"}
     killed = [r[0] for r in before if r[1] == "running"]
-    assert len(killed) == 1 and len(complete_before) >= 3
+    assert len(killed) == 1 and len(complete_before) >= 3, before
     evals_before = len(log.read_text().splitlines())
 
     monkeypatch.setenv("PE_TEST_LOG", str(log))

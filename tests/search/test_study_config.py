@@ -180,3 +180,27 @@ def test_bundled_configs_load_by_name_and_path() -> None:
     assert cfg.budget.trials == 2
     with pytest.raises(ConfigError, match="config"):
         load_config("no-such-study")
+
+
+def test_names_are_checked_against_models_tasks_devices_and_transforms() -> None:
+    from paretoedge.hardware_profiles import profile_names
+
+    dev = profile_names()[0]
+    ok = base(devices=[dev], constraints=["accuracy >= 0.5"])
+    assert parse_config(ok).devices == (dev,)
+    cases = [
+        ({"devices": ["nowhere"]}, "devices[0]", dev),
+        ({"model": "no-such-model"}, "model", "tiny-bert"),
+        ({"task": "no-such-task.csv"}, "task", "sentiment"),
+        ({"space": {"quant.bits": [3, 8]}}, "space.quant.bits", "4, 8, 16, 32"),
+        (
+            {"space": {"prune.sparsity": {"low": 0.0, "high": 0.99}}},
+            "space.prune.sparsity",
+            "prune.sparsity",
+        ),
+    ]
+    for over, field, allowed in cases:
+        with pytest.raises(ConfigError) as info:
+            parse_config({**ok, **over})
+        assert info.value.field == field, str(info.value)
+        assert allowed in str(info.value)
