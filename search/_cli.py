@@ -40,6 +40,33 @@ def _fronts_json(runner: SearchRunner, summary: SearchSummary) -> dict[str, Any]
     }
 
 
+_SHORT = {
+    "prune.sparsity": "sparsity",
+    "heads.keep": "heads",
+    "ffn.keep": "ffn",
+    "lowrank.rank": "rank",
+    "lowrank.energy": "energy",
+    "distill.layers": "layers",
+}
+
+
+def describe_spec(spec: Any) -> str:
+    """A compact one-line description of a flat spec (recovery and defaults left out)."""
+    parts = []
+    for key, value in spec.items():
+        if key in _SHORT:
+            parts.append(
+                f"{_SHORT[key]} {value:g}" if isinstance(value, float) else f"{_SHORT[key]} {value}"
+            )
+        elif key == "quant.bits":
+            parts.append("fp32" if value == 32 else "fp16" if value == 16 else f"int{value}")
+        elif key == "quant.scheme" and value == "cluster":
+            parts.append("k-means")
+        elif key.startswith("quant.layer_bits."):
+            parts.append(f"{key.rsplit('.', 1)[1]}:{value}b")
+    return " ".join(parts) or "uncompressed"
+
+
 def print_fronts(runner: SearchRunner, summary: SearchSummary, *, as_json: bool) -> None:
     """One table per device: the front members, fastest first."""
     from rich.console import Console
@@ -66,9 +93,7 @@ def print_fronts(runner: SearchRunner, summary: SearchSummary, *, as_json: bool)
             table.add_column(col, justify="left" if col == "candidate" else "right")
         for e in page.entries:
             c, m = e.candidate, e.metrics
-            what = c.baseline_name or ", ".join(
-                f"{k}={v}" for k, v in sorted(c.spec.items()) if not k.startswith("recovery.")
-            )
+            what = c.baseline_name or describe_spec(c.spec)
             table.add_row(
                 str(c.trial_number),
                 what or "teacher",
