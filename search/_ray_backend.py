@@ -110,7 +110,7 @@ PROPAGATED_ENV = (
 @dataclass(frozen=True)
 class RayOptions:
     """How trials are placed on the cluster (from the study config's ``ray`` section and
-    the command line).
+    the command line; the section's ``max_concurrent`` is ``workers`` here).
 
     Attributes:
         address: ``None`` starts a local head in this process; ``"auto"`` joins the cluster
@@ -175,11 +175,16 @@ class RayOptions:
         if section is not None:
             raw = section if isinstance(section, Mapping) else vars(section)
             for key, value in raw.items():
+                key = _CONFIG_ALIASES.get(key, key)
                 if key not in cls.__dataclass_fields__:
                     raise ConfigError(f"ray.{key}", value, sorted(cls.__dataclass_fields__))
                 values[key] = value
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+#: Study-config names (``ray:`` section) of :class:`RayOptions` fields.
+_CONFIG_ALIASES = {"max_concurrent": "workers"}
 
 
 def _is_int(x: Any) -> bool:
@@ -258,7 +263,7 @@ def refresh_auth_config() -> None:
     Ray reads its configuration (the authentication mode included) once, when ``ray`` is
     imported; Ray's own code re-reads it the same way after switching token mode on.
     """
-    from ray._raylet import Config
+    from ray._raylet import Config  # type: ignore[attr-defined]
 
     Config.initialize("")
 
@@ -479,7 +484,13 @@ def run_trial(config: dict[str, Any], spec: _WorkerSpec) -> None:
                 _log.error("trial %d failed with an unexpected error", number, exc_info=True)
             tune.report({"state": "failed", "trial_number": number, "error": repr(exc)})
             return
-        study.tell(trial, values)
+        try:
+            study.tell(trial, values)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # An orphaned earlier attempt (its node was lost, the process was not) finished
+            # the same trial first; its rows are the same candidate's.
+            tune.report({"state": "skipped", "trial_number": number, "optuna_state": "COMPLETE"})
+            return
     tune.report(
         {"state": "complete", "trial_number": number, **dict(zip(labels, values, strict=True))}
     )
@@ -536,7 +547,7 @@ class RayBackend(Backend):
                 runner.name,
                 runner.storage_url,
             )
-        runner.setup()
+        _ = runner.study  # created (baselines enqueued) once, by the runner
         spec = _WorkerSpec(
             config=runner.config,
             storage_url=runner.storage_url,
