@@ -447,14 +447,22 @@ def _heartbeat(storage: Any, trial_id: int, interval: float) -> Iterator[None]:
 def run_trial(config: dict[str, Any], spec: _WorkerSpec) -> None:
     """Tune function trainable: run one Optuna trial of the study on this worker.
 
-    Reports one result: ``state`` (complete, pruned, failed, skipped), ``trial_number`` and,
-    when complete, the objective values under their labels.
+    Reports one result: ``state`` (complete, pruned, failed, skipped), ``trial_number`` and
+    a value under every objective label (Tune requires them in every result): the final
+    values when complete, the last rung's partial point when pruned, NaN otherwise.
     """
     import optuna
 
     runner = _worker_runner(spec)
     trial_id = int(config["optuna_trial_id"])
     number = int(config["trial_number"])
+    labels = [o.label for o in runner.config.objectives]
+
+    def report(state: str, values: Sequence[float] | None = None, **extra: Any) -> None:
+        point = values if values is not None else [math.nan] * len(labels)
+        metrics = dict(zip(labels, (float(v) for v in point), strict=True))
+        tune.report({"state": state, "trial_number": number, **metrics, **extra})
+
     with quiet_optuna():
         study = runner.study
     storage = study._storage
@@ -462,16 +470,16 @@ def run_trial(config: dict[str, Any], spec: _WorkerSpec) -> None:
     if state.is_finished():
         # A restarted trial whose first attempt already ended (or a stale trial failed by a
         # resumed driver): nothing to redo.
-        tune.report({"state": "skipped", "trial_number": number, "optuna_state": state.name})
+        report("skipped", optuna_state=state.name)
         return
     trial = optuna.Trial(study, trial_id)
-    labels = [o.label for o in runner.config.objectives]
     with quiet_optuna(), _heartbeat(storage, trial_id, spec.heartbeat_interval):
         try:
             values = runner.objective(trial)
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            tune.report({"state": "pruned", "trial_number": number})
+            points = intermediate_observations(storage.get_trial(trial_id))
+            report("pruned", points[-1].point if points else None)
             return
         except Exception as exc:
             # An error raised by the trial itself (the candidate cannot be built, or a bug)
@@ -482,18 +490,16 @@ def run_trial(config: dict[str, Any], spec: _WorkerSpec) -> None:
                 _log.warning("trial %d failed: %s", number, exc)
             else:
                 _log.error("trial %d failed with an unexpected error", number, exc_info=True)
-            tune.report({"state": "failed", "trial_number": number, "error": repr(exc)})
+            report("failed", error=repr(exc))
             return
         try:
             study.tell(trial, values)
         except optuna.exceptions.UpdateFinishedTrialError:
             # An orphaned earlier attempt (its node was lost, the process was not) finished
             # the same trial first; its rows are the same candidate's.
-            tune.report({"state": "skipped", "trial_number": number, "optuna_state": "COMPLETE"})
+            report("skipped", optuna_state="COMPLETE")
             return
-    tune.report(
-        {"state": "complete", "trial_number": number, **dict(zip(labels, values, strict=True))}
-    )
+    report("complete", values)
 
 
 # ------------------------------------------------------------------------------ backend

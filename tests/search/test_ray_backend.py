@@ -252,6 +252,49 @@ def test_same_results_as_the_local_backend_on_two_nodes(
 
 @pytest.mark.ray
 @pytest.mark.slow
+def test_early_stopping_on_ray_matches_local(
+    ray_cluster: Any, cluster_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The halving pruner runs in the Ray workers against the shared storage: with one trial
+    at a time it stops exactly the candidates the local backend stops, at the same rungs,
+    and stores them as pruned with their partial metrics, outside every front."""
+    config = synthetic_config(
+        recovery={"steps": 18},
+        early_stopping={"min_steps": 2, "eta": 3, "min_peers": 2},
+        sampler={"name": "random"},
+        budget={"trials": 10},
+    )
+    local_db, ray_db = tmp_path / "local.db", tmp_path / "ray.db"
+    local = _runner(config, f"sqlite:///{local_db}", tmp_path / "local").run()
+    on_ray = _runner(config, f"sqlite:///{ray_db}", tmp_path / "ray")
+    summary = on_ray.run(backend=RayBackend(address=ray_cluster.address, workers=1))
+
+    def rows(db: Path) -> dict[int, tuple]:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        try:
+            return {
+                r[0]: r[1:]
+                for r in con.execute(
+                    "SELECT trial_number, state, fidelity, accuracy, spec FROM pe_candidates"
+                )
+            }
+        finally:
+            con.close()
+
+    got = rows(ray_db)
+    assert got == rows(local_db)
+    pruned = {n for n, r in got.items() if r[0] == "pruned"}
+    assert pruned, "nothing was stopped early"
+    assert all(got[n][1] in (2, 6) and got[n][2] is not None for n in pruned)
+    for device in config.devices:
+        assert summary.fronts[device].front == local.fronts[device].front
+        assert not pruned & set(summary.fronts[device].ranks)
+    states = {t.number: t.state.name for t in on_ray.study.trials}
+    assert {n for n, s in states.items() if s == "PRUNED"} == pruned
+
+
+@pytest.mark.ray
+@pytest.mark.slow
 def test_backend_switch_resume(
     ray_cluster: Any, cluster_env: dict[str, str], tmp_path: Path
 ) -> None:
