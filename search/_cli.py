@@ -171,8 +171,8 @@ def register(app: typer.Typer) -> None:
             sets.append(f"budget.trials={trials}")
         if timeout is not None:
             sets.append(f"budget.timeout_s={timeout}")
-        cfg = load_config(config, sets)
         be = _backend(backend, address, workers)
+        cfg = load_config(config, sets)
         runner = SearchRunner(
             cfg, storage_url=_storage_url(storage), study_name=study, progress=progress
         )
