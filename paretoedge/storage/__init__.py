@@ -1,1 +1,108 @@
-"""SQL storage of studies, candidates and per-device metrics."""
+"""SQL storage of studies, candidates, per-device metrics, fronts and artifacts.
+
+Open a database with :func:`open_storage` (SQLite file or PostgreSQL; the schema is
+created and upgraded by the Alembic migrations shipped in ``migrations/``), then use the
+keyword-only data-access functions below, which take the :class:`Storage` first and
+return frozen records. Optuna's own tables live in the same database; the controller
+gets its storage from :func:`optuna_storage`. Every driver error surfaces as
+:class:`paretoedge.errors.StorageError`.
+
+Example::
+
+    storage = open_storage("sqlite:///paretoedge.db")
+    create_study(storage, name="qs", config=cfg, devices=["rpi4"],
+                 objectives=[{"name": "accuracy", "device": None, "direction": "maximize"}],
+                 seed=0)
+    cand = upsert_candidate(storage, study="qs", trial_number=0, state="complete",
+                            spec={"quant.bits": 8}, accuracy=0.81, size_bytes=1_000_000)
+    upsert_device_metrics(storage, candidate_id=cand.id, device="rpi4", latency_ms=12.5,
+                          peak_memory_bytes=2_000_000)
+    replace_front(storage, study="qs", device="rpi4", ranks={cand.id: 0})
+    page = get_front(storage, study="qs", device="rpi4", sort="accuracy", limit=20)
+"""
+
+from __future__ import annotations
+
+from paretoedge.storage._api import (
+    add_artifact,
+    add_study_device,
+    create_study,
+    get_candidate,
+    get_front,
+    get_study,
+    list_artifacts,
+    list_candidates,
+    list_studies,
+    replace_front,
+    set_study_status,
+    set_test_accuracy,
+    upsert_candidate,
+    upsert_device_metrics,
+    upsert_device_metrics_many,
+)
+from paretoedge.storage._engine import Storage, open_storage, parse_url
+from paretoedge.storage._migrate import current_revision, head_revision, upgrade_schema
+from paretoedge.storage._optuna import optuna_storage
+from paretoedge.storage._records import (
+    ARTIFACT_KINDS,
+    CANDIDATE_STATES,
+    FRONT_SORTS,
+    MAX_PAGE_SIZE,
+    STUDY_STATUSES,
+    ArtifactKind,
+    ArtifactRecord,
+    CandidateRecord,
+    CandidateState,
+    DeviceMetricsRecord,
+    Direction,
+    FrontEntry,
+    FrontPage,
+    FrontSort,
+    ObjectiveRecord,
+    StudyRecord,
+    StudyStatus,
+    StudySummary,
+)
+
+__all__ = [
+    "ARTIFACT_KINDS",
+    "CANDIDATE_STATES",
+    "FRONT_SORTS",
+    "MAX_PAGE_SIZE",
+    "STUDY_STATUSES",
+    "ArtifactKind",
+    "ArtifactRecord",
+    "CandidateRecord",
+    "CandidateState",
+    "DeviceMetricsRecord",
+    "Direction",
+    "FrontEntry",
+    "FrontPage",
+    "FrontSort",
+    "ObjectiveRecord",
+    "Storage",
+    "StudyRecord",
+    "StudyStatus",
+    "StudySummary",
+    "add_artifact",
+    "add_study_device",
+    "create_study",
+    "current_revision",
+    "get_candidate",
+    "get_front",
+    "get_study",
+    "head_revision",
+    "list_artifacts",
+    "list_candidates",
+    "list_studies",
+    "open_storage",
+    "optuna_storage",
+    "parse_url",
+    "replace_front",
+    "set_study_status",
+    "set_test_accuracy",
+    "upgrade_schema",
+    "upsert_candidate",
+    "upsert_device_metrics",
+    "upsert_device_metrics_many",
+]

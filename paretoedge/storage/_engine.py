@@ -1,0 +1,349 @@
+"""Opening a database: engine setup, the session context manager, error wrapping.
+
+Every database access of paretoedge goes through :class:`Storage`: ``Storage.session()``
+commits on success, rolls back on any exception and turns driver errors into
+:class:`~paretoedge.errors.StorageError`; ``Storage.run()`` does the same for a function
+of a session and retries it when the database reports a transient conflict (SQLite busy,
+PostgreSQL serialization failure or deadlock).
+
+SQLite is set up so that several local processes can share one file: WAL journal (readers
+never block the writer), a busy timeout, foreign keys on, and write transactions opened
+with ``BEGIN IMMEDIATE``. The last point matters: with the default deferred BEGIN, a
+transaction that reads and then writes can fail at once with "database is locked" when
+another process committed in between, because SQLite cannot upgrade its read snapshot;
+taking the write lock up front makes the busy timeout apply instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from paretoedge.errors import StorageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Seconds a SQLite connection waits for another process's write lock.
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+#: Seconds to wait for a PostgreSQL server to accept a connection.
+DEFAULT_CONNECT_TIMEOUT_S = 10
+#: How often :meth:`Storage.run` retries a transaction after a transient conflict.
+DEFAULT_RETRIES = 8
+
+_READONLY = "paretoedge_readonly"
+_URL_HELP = "sqlite:///PATH or postgresql+psycopg://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+# PostgreSQL SQLSTATEs after which the whole transaction can simply be run again.
+_PG_RETRYABLE = {"40001", "40P01"}
+
+
+def _masked(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def parse_url(url: str) -> URL:
+    """Parse and normalise a storage URL; ``postgresql://`` means psycopg 3.
+
+    Raises:
+        StorageError: The URL is malformed or names a database other than SQLite or
+            PostgreSQL.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not isinstance(url, str) or not url.strip():
+        raise StorageError(f"invalid database URL {url!r}: expected {_URL_HELP}")
+    try:
+        parsed = make_url(url.strip())
+    except ArgumentError as exc:
+        raise StorageError(f"invalid database URL {url!r}: expected {_URL_HELP}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername in ("postgresql", "postgresql+psycopg2"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.drivername != "postgresql+psycopg":
+            raise StorageError(
+                f"unsupported driver {parsed.drivername!r} in {_masked(parsed)}: "
+                "use postgresql+psycopg://"
+            )
+        if not parsed.database:
+            raise StorageError(f"invalid database URL {_masked(parsed)}: no database name")
+    elif backend == "sqlite":
+        if parsed.drivername != "sqlite":
+            raise StorageError(
+                f"unsupported driver {parsed.drivername!r} in {_masked(parsed)}: use sqlite:///"
+            )
+    else:
+        raise StorageError(
+            f"unsupported database {backend!r} in {_masked(parsed)}: allowed sqlite, postgresql"
+        )
+    return parsed
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether running the same transaction again may succeed (lock or serialization)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError) or exc.connection_invalidated:
+        return False
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _PG_RETRYABLE:
+        return True
+    message = str(orig).lower()
+    return "database is locked" in message or "database table is locked" in message
+
+
+def describe_error(exc: BaseException, url: str) -> str:
+    """One line a person can act on, for a driver error raised while using ``url``."""
+    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = detail[0] if detail else type(exc).__name__
+    if isinstance(exc, IntegrityError):
+        return f"database integrity error on {url}: {first}"
+    if isinstance(exc, OperationalError):
+        if "locked" in first.lower():
+            return f"database {url} stayed locked by another process: {first}"
+        return f"cannot use database {url}: {first}"
+    if isinstance(exc, DBAPIError):
+        return f"database error on {url}: {first}"
+    return f"database error on {url}: {type(exc).__name__}: {first}"
+
+
+class Storage:
+    """An open paretoedge database (thread-safe; one per process and URL is enough).
+
+    Create it with :func:`open_storage`. The data-access functions of
+    :mod:`paretoedge.storage` take it as their first argument. ``close()`` (or using it
+    as a context manager) releases the connection pool.
+
+    Attributes:
+        url: The URL with the password masked (safe to print).
+        dialect: ``"sqlite"`` or ``"postgresql"``.
+        engine: The SQLAlchemy engine (for benchmarks and migrations; prefer the
+            data-access functions).
+    """
+
+    def __init__(self, engine: Engine, *, retries: int = DEFAULT_RETRIES) -> None:
+        from sqlalchemy.orm import sessionmaker
+
+        self.engine = engine
+        self.url = _masked(engine.url)
+        self.dialect: Literal["sqlite", "postgresql"] = (
+            "sqlite" if engine.dialect.name == "sqlite" else "postgresql"
+        )
+        self.retries = retries
+        self._factory: sessionmaker[Session] = sessionmaker(
+            bind=engine, expire_on_commit=False, autoflush=False
+        )
+        self._readonly_factory: sessionmaker[Session] = sessionmaker(
+            bind=engine.execution_options(**{_READONLY: True}),
+            expire_on_commit=False,
+            autoflush=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"Storage({self.url!r})"
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection (the object must not be used afterwards)."""
+        self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self, readonly: bool) -> Iterator[Session]:
+        session = (self._readonly_factory if readonly else self._factory)()
+        try:
+            yield session
+            if readonly:
+                session.rollback()
+            else:
+                session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextmanager
+    def session(self, *, readonly: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error.
+
+        Args:
+            readonly: Nothing will be written; on SQLite the transaction then does not
+                take the write lock, so readers never wait for writers.
+
+        Raises:
+            StorageError: Any error of the database or its driver (the original is
+                chained as ``__cause__``). Other exceptions pass through unchanged
+                after the rollback.
+        """
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self._transaction(readonly) as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise StorageError(describe_error(exc, self.url)) from exc
+
+    def run(self, fn: Callable[[Session], T], *, readonly: bool = False) -> T:
+        """Run ``fn(session)`` in one transaction, retrying it on transient conflicts.
+
+        ``fn`` may run more than once, so it must do nothing outside the database that
+        cannot be repeated. Retries back off exponentially with jitter.
+
+        Raises:
+            StorageError: As :meth:`session`, after the retries are spent.
+        """
+        from sqlalchemy.exc import SQLAlchemyError
+
+        attempt = 0
+        while True:
+            try:
+                with self._transaction(readonly) as session:
+                    return fn(session)
+            except SQLAlchemyError as exc:
+                if attempt < self.retries and is_transient(exc):
+                    delay = min(2.0, 0.02 * 2**attempt) * (0.5 + random.random())
+                    _log.debug("transient database conflict (%s); retry in %.3fs", exc, delay)
+                    attempt += 1
+                    time.sleep(delay)
+                    continue
+                raise StorageError(describe_error(exc, self.url)) from exc
+
+
+def _sqlite_listeners(engine: Engine, *, busy_timeout_s: float, memory: bool) -> None:
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take over BEGIN from the sqlite3 module (see the module docstring).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        readonly = conn.get_execution_options().get(_READONLY, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def create_engine_for(
+    url: str | URL,
+    *,
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S,
+) -> Engine:
+    """A configured engine for ``url`` (no connection is made yet).
+
+    Raises:
+        StorageError: Malformed or unsupported URL, or a SQLite file in a directory that
+            does not exist.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import StaticPool
+
+    parsed = parse_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "sqlite":
+        memory = parsed.database in (None, "", ":memory:")
+        if not memory:
+            assert parsed.database is not None
+            parent = Path(parsed.database).expanduser().absolute().parent
+            if not parent.is_dir():
+                raise StorageError(
+                    f"cannot open {_masked(parsed)}: directory {parent} does not exist"
+                )
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": busy_timeout_s}}
+        if memory:
+            # One connection shared by all sessions, or every session sees a new database.
+            kwargs["poolclass"] = StaticPool
+            kwargs["connect_args"]["check_same_thread"] = False
+        engine = create_engine(parsed, **kwargs)
+        _sqlite_listeners(engine, busy_timeout_s=busy_timeout_s, memory=memory)
+        return engine
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": connect_timeout_s},
+    )
+
+
+def open_storage(
+    url: str,
+    *,
+    upgrade: bool = True,
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S,
+    retries: int = DEFAULT_RETRIES,
+) -> Storage:
+    """Connect to ``url``, bring its schema to the newest revision, return the storage.
+
+    Safe to call from several processes at once on a fresh database: the Alembic upgrade
+    runs under a database-wide lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on
+    PostgreSQL), so exactly one process creates the tables.
+
+    Args:
+        url: ``sqlite:///path/to/file.db`` (created if missing; its directory must
+            exist), ``sqlite://`` (in memory, one process), or
+            ``postgresql+psycopg://user[:password]@host[:port]/database`` (the database
+            must exist; ``postgresql://`` is taken to mean psycopg 3).
+        upgrade: Run the Alembic migrations to head (otherwise the schema must already be
+            current, e.g. a read-only replica).
+        busy_timeout_s: SQLite: how long to wait for another process's write lock.
+        connect_timeout_s: PostgreSQL: how long to wait for the server.
+        retries: Transient-conflict retries of :meth:`Storage.run`.
+
+    Raises:
+        StorageError: Bad URL, unreachable or refusing server, unwritable file, or a
+            schema newer than this version of paretoedge knows.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from paretoedge.storage._migrate import upgrade_schema
+
+    engine = create_engine_for(
+        url, busy_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s
+    )
+    masked = _masked(engine.url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StorageError(f"cannot connect to {masked}: {_first_line(exc)}") from exc
+    try:
+        if upgrade:
+            upgrade_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Storage(engine, retries=retries)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
