@@ -258,14 +258,16 @@ _GCS_PORT_ENV = "RAY_GCS_SERVER_PORT"
 
 
 def refresh_auth_config() -> None:
-    """Make this process see a changed ``RAY_AUTH_MODE``.
+    """Make this process see a changed ``RAY_AUTH_MODE`` / ``RAY_AUTH_TOKEN``.
 
-    Ray reads its configuration (the authentication mode included) once, when ``ray`` is
-    imported; Ray's own code re-reads it the same way after switching token mode on.
+    Ray reads its configuration (the authentication mode included) when ``ray`` is imported
+    and caches the token it first loads; this re-reads both, in the order Ray's own test
+    utilities use. Call it only while this process is not connected to Ray.
     """
-    from ray._raylet import Config  # type: ignore[attr-defined]
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
     Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _check_remote_auth(address: str) -> None:

@@ -41,6 +41,7 @@ from paretoedge.search._ray_backend import (  # noqa: E402
     RayOptions,
     StudySearcher,
     _check_remote_auth,
+    ray_session,
     refresh_auth_config,
 )
 
@@ -106,6 +107,36 @@ def test_remote_cluster_needs_a_token(monkeypatch: pytest.MonkeyPatch, tmp_path:
     _check_remote_auth("head:6380")
 
 
+@pytest.mark.ray
+def test_local_head_uses_an_explicit_port_and_a_private_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    import ray
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+        monkeypatch.delenv(k, raising=False)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with ray_session(RayOptions(port=port, num_cpus=1), env={"PE_PROBE": "42"}) as info:
+        assert info["started"] and info["address"].endswith(f":{port}")
+        assert os.environ["RAY_AUTH_MODE"] == "token"
+        assert len(os.environ["RAY_AUTH_TOKEN"]) >= 32
+
+        @ray.remote(num_cpus=1)
+        def probe() -> str | None:
+            return os.environ.get("PE_PROBE")
+
+        assert ray.get(probe.remote()) == "42"  # the job's env reaches the workers
+    assert not ray.is_initialized()
+    for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        assert k not in os.environ  # restored
+    assert not (tmp_path / ".ray" / "auth_token").exists()  # the token never hit the disk
+
+
 # -- the Tune stopper, fed by hand -----------------------------------------------------------
 
 DIRS = ("maximize", "minimize")
@@ -147,16 +178,12 @@ def test_stopper_uses_history_and_violations() -> None:
 # -- real local clusters ---------------------------------------------------------------------
 
 
-# One token per test session: Ray caches the token it loaded in this process.
-_TOKEN = secrets.token_urlsafe(32)
-
-
 @pytest.fixture
 def cluster_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Environment every Ray process of the test inherits (set before nodes start)."""
     env = {
         "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": _TOKEN,
+        "RAY_AUTH_TOKEN": secrets.token_urlsafe(32),
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]).strip(
             os.pathsep
         ),
