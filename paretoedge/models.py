@@ -22,7 +22,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from paretoedge.errors import ConfigError, UnknownNameError
 
@@ -147,12 +147,13 @@ def load_model(name: str, *, num_labels: int = 2, seed: int = 0) -> PreTrainedMo
 
     if name == "tiny-bert":
         tokenizer = load_tokenizer("minilm")
-        config = BertConfig(
-            vocab_size=len(tokenizer),
-            pad_token_id=tokenizer.pad_token_id,
-            num_labels=num_labels,
+        settings: dict[str, Any] = {
+            "vocab_size": len(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+            "num_labels": num_labels,
             **TINY_BERT_CONFIG,
-        )
+        }
+        config = BertConfig(**settings)
         config._attn_implementation = "eager"
         model = _seeded(seed, lambda: BertForSequenceClassification(config))
         model.eval()
@@ -226,4 +227,4 @@ def set_encoder_layers(model: PreTrainedModel, layers: torch.nn.ModuleList) -> N
     setattr(module, leaf, layers)
     setattr(model.config, count_field, len(layers))
     if model_family(model) == "distilbert":
-        module.n_layers = len(layers)
+        setattr(module, "n_layers", len(layers))  # noqa: B010 (a Module attribute, not a tensor)

@@ -204,7 +204,8 @@ def _schedule(optimizer: torch.optim.Optimizer, total: int, warmup: float) -> An
 def _optimizer(model: PreTrainedModel, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     import torch
 
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue

@@ -93,8 +93,8 @@ def build(sdist: Path, out: Path) -> Counter[str]:
                 "split": split,
                 "text": text,
             }
-            counts[row["split"]] += 1
-            counts[f"label{row['label']}"] += 1
+            counts[split] += 1
+            counts[f"label{int(rating > 0)}"] += 1
             gz.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
     out.write_bytes(buffer.getvalue())
     return counts

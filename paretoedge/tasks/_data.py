@@ -58,7 +58,7 @@ class TaskData:
         """The examples of split ``name`` (``train``, ``validation`` or ``test``)."""
         if name not in SPLITS:
             raise ConfigError("split", name, SPLITS)
-        return getattr(self, name)  # type: ignore[no-any-return]
+        return tuple(getattr(self, name))
 
 
 def load_task(name_or_path: str, *, limit: int | None = None) -> TaskData:
@@ -230,8 +230,8 @@ def _load_user(name_or_path: str) -> TaskData:
         assigned = _seeded_split(len(examples))
         if assigned is None:
             raise DataError(f"{path}: needs at least 3 rows to split 80/10/10 (has {len(rows)})")
-        for index, split in assigned:
-            splits[split].append(examples[index])
+        for row_index, split in assigned:
+            splits[split].append(examples[row_index])
     empty = [s for s in SPLITS if not splits[s]]
     if empty:
         raise DataError(f"{path}: split(s) {', '.join(empty)} have no rows")
