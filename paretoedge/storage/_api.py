@@ -56,16 +56,16 @@ from paretoedge.storage._records import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy import RowMapping
+    from sqlalchemy import RowMapping, Table
     from sqlalchemy.orm import Session
 
     from paretoedge.storage._engine import Storage
 
-_STUDIES = StudyRow.__table__
-_CANDIDATES = CandidateRow.__table__
-_METRICS = DeviceMetricsRow.__table__
-_FRONT = FrontRow.__table__
-_ARTIFACTS = ArtifactRow.__table__
+_STUDIES = cast("Table", StudyRow.__table__)
+_CANDIDATES = cast("Table", CandidateRow.__table__)
+_METRICS = cast("Table", DeviceMetricsRow.__table__)
+_FRONT = cast("Table", FrontRow.__table__)
+_ARTIFACTS = cast("Table", ArtifactRow.__table__)
 _FINISHED = ("complete", "pruned", "failed")
 _NAME_MAX = 200
 _DEVICE_MAX = 64

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+PG_HOST = os.environ.get("PARETOEDGE_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("PARETOEDGE_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("PARETOEDGE_TEST_PG_USER", "postgres")
+PG_ADMIN_DB = os.environ.get("PARETOEDGE_TEST_PG_DB", "test")
 
 OBJECTIVES = [
     {"name": "accuracy", "device": None, "direction": "maximize"},
@@ -29,3 +35,14 @@ def study_kwargs(name: str = "s1", **over: Any) -> dict[str, Any]:
     }
     kwargs.update(over)
     return kwargs
+
+
+def expected_values(trial: int) -> dict[str, Any]:
+    """What the concurrency workers write for a trial (the same in every process)."""
+    return {
+        "spec": {"quant.bits": [4, 8, 16, 32][trial % 4], "prune.sparsity": (trial % 7) / 10},
+        "accuracy": 0.5 + (trial * 37 % 100) / 250,
+        "size_bytes": 10_000 + trial * 313,
+        "rpi4": 1.0 + (trial * 53 % 97) / 3,
+        "jetson": 0.1 + (trial * 29 % 89) / 30,
+    }

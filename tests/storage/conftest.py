@@ -5,18 +5,13 @@ on a SQLite file and once on a fresh database of the real PostgreSQL server (mar
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-PG_HOST = os.environ.get("PARETOEDGE_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("PARETOEDGE_TEST_PG_PORT", "5432"))
-PG_USER = os.environ.get("PARETOEDGE_TEST_PG_USER", "postgres")
-PG_ADMIN_DB = os.environ.get("PARETOEDGE_TEST_PG_DB", "test")
+from _storage_helpers import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

@@ -1,0 +1,207 @@
+"""Alembic: upgrades from empty and from frozen old revisions, models == migrations."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from make_frozen_db import FROZEN, build
+
+from paretoedge.errors import StorageError
+from paretoedge.storage import (
+    current_revision,
+    get_candidate,
+    get_front,
+    get_study,
+    head_revision,
+    list_artifacts,
+    list_studies,
+    open_storage,
+    optuna_storage,
+    replace_front,
+    upgrade_schema,
+    upsert_candidate,
+)
+from paretoedge.storage._engine import create_engine_for
+from paretoedge.storage._migrate import script_location
+from paretoedge.storage._models import VERSION_TABLE, Base
+
+PE_TABLES = {"pe_studies", "pe_candidates", "pe_device_metrics", "pe_front", "pe_artifacts"}
+
+
+@pytest.fixture
+def empty_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A database without any table (not even ours)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def _tables(engine: Any) -> set[str]:
+    from sqlalchemy import inspect
+
+    return set(inspect(engine).get_table_names())
+
+
+def _schema_diff(engine: Any) -> list[Any]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    def include_name(name: str | None, type_: str, _parent: object) -> bool:
+        return type_ != "table" or (str(name).startswith("pe_") and name != VERSION_TABLE)
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "version_table": VERSION_TABLE,
+                "include_name": include_name,
+                "compare_type": True,
+                "target_metadata": Base.metadata,
+            },
+        )
+        return list(compare_metadata(context, Base.metadata))
+
+
+def test_scripts_ship_inside_the_package() -> None:
+    location = Path(script_location())
+    assert location.parts[-3:] == ("paretoedge", "storage", "migrations")
+    names = sorted(p.name for p in (location / "versions").glob("*.py"))
+    assert names == ["0001_initial.py", "0002_front.py"]
+    assert not (location / "alembic.ini").exists()
+    assert head_revision() == "0002"
+
+
+def test_upgrade_from_empty_database_matches_models(empty_url: str) -> None:
+    engine = create_engine_for(empty_url)
+    try:
+        assert current_revision(engine) is None
+        assert not _tables(engine) & PE_TABLES
+        with open_storage(empty_url) as storage:
+            assert current_revision(storage.engine) == head_revision()
+            assert PE_TABLES <= _tables(storage.engine)
+            assert _schema_diff(storage.engine) == []
+        # Opening again is a no-op.
+        open_storage(empty_url).close()
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_optuna_tables_share_the_database(empty_url: str) -> None:
+    import optuna
+
+    rdb = optuna_storage(empty_url)
+    try:
+        study = optuna.create_study(storage=rdb, study_name="shared", direction="maximize")
+        study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=2)
+        tables = _tables(rdb.engine)
+        assert {"studies", "trials", "alembic_version"} <= tables
+        assert PE_TABLES | {VERSION_TABLE} <= tables
+    finally:
+        rdb.engine.dispose()
+    with open_storage(empty_url) as storage:
+        assert current_revision(storage.engine) == head_revision()
+        assert _schema_diff(storage.engine) == []
+    again = optuna_storage(empty_url)
+    try:
+        assert len(optuna.load_study(study_name="shared", storage=again).trials) == 2
+    finally:
+        again.engine.dispose()
+
+
+def test_upgrade_in_steps_keeps_data(empty_url: str) -> None:
+    """0001 with rows -> head: the rows survive and the new front table works."""
+    from sqlalchemy import text
+
+    engine = create_engine_for(empty_url)
+    try:
+        upgrade_schema(engine, "0001")
+        assert current_revision(engine) == "0001"
+        assert "pe_front" not in _tables(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO pe_studies (name, optuna_study_name, config, devices, objectives,"
+                    " status, seed, created_at, updated_at) VALUES ('old', 'old', '{\"a\": 1}',"
+                    " '[\"rpi4\"]', '[]', 'running', 1, :t, :t)"
+                ),
+                {"t": "2026-01-01 00:00:00+00:00"},
+            )
+    finally:
+        engine.dispose()
+    with open_storage(empty_url) as storage:
+        study = get_study(storage, name="old")
+        assert study.config == {"a": 1} and study.devices == ("rpi4",)
+        cand = upsert_candidate(storage, study="old", trial_number=0, state="complete", spec={})
+        assert cand.study_id == study.id
+
+
+def test_frozen_revision_0001_file_upgrades_to_head(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    shutil.copyfile(FROZEN, path)
+    url = f"sqlite:///{path}"
+    engine = create_engine_for(url)
+    try:
+        assert current_revision(engine) == "0001"
+        assert "pe_front" not in _tables(engine)
+        assert _schema_diff(engine), "the comparison must see the missing revision-2 objects"
+    finally:
+        engine.dispose()
+    with open_storage(url) as storage:
+        assert current_revision(storage.engine) == head_revision()
+        assert _schema_diff(storage.engine) == []
+        (summary,) = list_studies(storage)
+        assert summary.study.name == "frozen" and summary.study.status == "finished"
+        assert summary.study.devices == ("rpi4", "stm32h7")
+        assert (summary.trials_complete, summary.trials_failed) == (3, 1)
+        int8 = get_candidate(storage, study="frozen", trial_number=1)
+        assert int8.baseline_name == "int8" and int8.accuracy == 0.85
+        assert int8.size_bytes == 4_400_000
+        stm = int8.metrics_for("stm32h7")
+        assert stm is not None and stm.violations == ("flash_bytes <= 2097152",)
+        assert not stm.feasible
+        pruned = get_candidate(storage, study="frozen", trial_number=2)
+        (artifact,) = list_artifacts(storage, candidate_id=pruned.id)
+        assert artifact.path == "trial-2/model.onnx" and artifact.bytes == 123456
+        # The upgraded database takes the new front table.
+        ids = {c: get_candidate(storage, study="frozen", trial_number=c).id for c in (0, 1, 2)}
+        replace_front(
+            storage, study="frozen", device="rpi4", ranks={ids[0]: 0, ids[1]: 0, ids[2]: 0}
+        )
+        front = get_front(storage, study="frozen", device="rpi4", sort="accuracy")
+        assert [e.candidate.trial_number for e in front.entries] == [0, 1, 2]
+
+
+def _dump(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def test_frozen_file_matches_its_script(tmp_path: Path) -> None:
+    assert FROZEN.stat().st_size < 64 * 1024
+    assert _dump(build(tmp_path / "rebuilt.sqlite")) == _dump(FROZEN)
+
+
+def test_database_from_a_newer_paretoedge_is_refused(db_url: str) -> None:
+    from sqlalchemy import text
+
+    open_storage(db_url).close()
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = 'f00dcafe'"))
+        with pytest.raises(StorageError, match="f00dcafe.*newer paretoedge"):
+            open_storage(db_url)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(
+                text(f"UPDATE {VERSION_TABLE} SET version_num = :v"), {"v": head_revision()}
+            )
+        engine.dispose()
