@@ -643,15 +643,30 @@ def _check_names(cfg: StudyConfig) -> None:
 
     from paretoedge.compression import CompressionSpec
 
-    base = dict(cfg.fixed)
+    def first(p: ParamSpec) -> Any:
+        return p.choices[0] if p.kind == "categorical" else p.low
+
+    def candidate(chosen: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for q in cfg.space:
+            if q.active(out):
+                out[q.key] = chosen.get(q.key, first(q))
+        flat = {**dict(cfg.fixed), **out}
+        if cfg.recovery.steps > 0:
+            flat.setdefault("recovery.steps", cfg.recovery.steps)
+            flat.setdefault("recovery.lr", cfg.recovery.lr)
+            flat.setdefault("recovery.batch_size", cfg.recovery.batch_size)
+        return flat
+
+    # Every value of every dimension, inside an otherwise default candidate (conditions
+    # switched on), must be accepted by the compression configs.
     for p in cfg.space:
         values = p.choices if p.kind == "categorical" else (p.low, p.high)
         for v in values:
-            flat = {**base, p.key: v}
-            for cond_key, allowed in p.when:
-                flat.setdefault(cond_key, allowed[0])
+            chosen = {key: allowed[0] for key, allowed in p.when}
+            chosen[p.key] = v
             try:
-                CompressionSpec.from_flat(flat)
+                CompressionSpec.from_flat(candidate(chosen))
             except ConfigError as exc:
                 raise ConfigError(f"space.{p.key}", v, f"{exc.field}: {exc.allowed}") from None
 

@@ -23,14 +23,13 @@ import hashlib
 import importlib
 import logging
 import math
-import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from paretoedge.errors import ConfigError, ParetoEdgeError, StorageError, UnknownNameError
+from paretoedge.errors import ConfigError, ParetoEdgeError, UnknownNameError
 from paretoedge.objectives import DeviceMetrics, Direction, Evaluation
 from paretoedge.search._config import StudyConfig, parse_config
 from paretoedge.search._evaluator import CandidateResult, Evaluator, PipelineEvaluator
@@ -202,38 +201,24 @@ def sampler_for(config: StudyConfig, *, seed_offset: int = 0) -> optuna.samplers
 def open_optuna_storage(
     url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace_period: int = GRACE_PERIOD_S
 ) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage on the same database, with heartbeat and stale-trial retry."""
+    """Optuna's RDB storage on the same database, with heartbeat and stale-trial retry.
+
+    A trial whose heartbeat is older than ``grace_period`` seconds is failed by the next
+    process that looks (a resumed run, another worker) and its parameters are queued again
+    (up to 3 times) with :class:`optuna.storages.RetryHeartbeatStaleTrialCallback`.
+    """
     import optuna
 
-    from paretoedge.storage import parse_url
+    from paretoedge.storage import optuna_storage
 
-    parsed = parse_url(url)
-    engine_kwargs: dict[str, Any] = {}
-    if parsed.get_backend_name() == "sqlite":
-        engine_kwargs["connect_args"] = {"timeout": 60}
-    else:
-        engine_kwargs["pool_pre_ping"] = True
     with quiet_optuna():
         callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
-        # Optuna creates its tables with check-then-create; two workers starting together on
-        # a fresh database can race there, and the loser simply finds the tables on retry.
-        for attempt in range(5):
-            try:
-                return optuna.storages.RDBStorage(
-                    parsed.render_as_string(hide_password=False),
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period,
-                    heartbeat_stale_trial_callback=callback,
-                )
-            except Exception as exc:  # driver errors: unreachable server, unwritable file
-                if attempt == 4:
-                    raise StorageError(
-                        f"cannot open Optuna storage on {parsed.render_as_string()}: "
-                        f"{str(exc).splitlines()[0]}"
-                    ) from exc
-                time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
+        return optuna_storage(
+            url,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=callback,
+        )
 
 
 class SearchRunner:
@@ -330,7 +315,7 @@ class SearchRunner:
             self.storage,
             name=self.name,
             config=cfg.to_dict(),
-            devices=list(cfg.devices),
+            devices=list(self.devices),
             objectives=[
                 {"name": o.name, "device": o.device, "direction": o.direction}
                 for o in cfg.objectives
@@ -765,6 +750,7 @@ def add_device(
     storage_url: str,
     evaluator_factory: EvaluatorFactory | None = None,
     progress: bool = True,
+    artifacts_dir: Path | None = None,
 ) -> tuple[SearchRunner, SearchSummary]:
     """Score every complete candidate of study ``name`` on ``device`` and store its front.
 
@@ -779,7 +765,12 @@ def add_device(
     from paretoedge.storage import DeviceMetricsRecord
 
     load_profile(device)
-    runner = resume_runner(name, storage_url=storage_url, evaluator_factory=evaluator_factory)
+    runner = resume_runner(
+        name,
+        storage_url=storage_url,
+        evaluator_factory=evaluator_factory,
+        artifacts_dir=artifacts_dir,
+    )
     runner.devices = tuple(dict.fromkeys([*runner.devices, device]))
     candidates = st.list_candidates(runner.storage, study=name, states=["complete"])
     records = []

@@ -144,6 +144,7 @@ def test_add_device_scores_stored_candidates_without_reevaluating(
         storage_url=url,
         evaluator_factory=SyntheticEvaluator,
         progress=False,
+        artifacts_dir=tmp_path / "artifacts",
     )
     rebuilt = [json.loads(line)["flat"] for line in log.read_text().splitlines()]
     spec3 = st.get_candidate(runner2.storage, study="synthetic", trial_number=3).spec

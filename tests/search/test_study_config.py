@@ -173,11 +173,12 @@ def test_overrides_reach_nested_and_dotted_keys() -> None:
 def test_bundled_configs_load_by_name_and_path() -> None:
     names = bundled_configs()
     assert "quickstart" in names
+    assert {"quickstart", "mixed_precision", "mcu"} <= set(names)
     for name in names:
-        cfg = load_config(name, check_names=False)
-        assert cfg.name
-    cfg = load_config("quickstart", ["budget.trials=2"], check_names=False)
-    assert cfg.budget.trials == 2
+        cfg = load_config(name)  # models, tasks, devices and space values all checked
+        assert cfg.name and cfg.devices
+    cfg = load_config("quickstart", ["budget.trials=2"])
+    assert cfg.budget.trials == 2 and len(cfg.devices) == 3
     with pytest.raises(ConfigError, match="config"):
         load_config("no-such-study")
 
@@ -192,7 +193,7 @@ def test_names_are_checked_against_models_tasks_devices_and_transforms() -> None
         ({"devices": ["nowhere"]}, "devices[0]", dev),
         ({"model": "no-such-model"}, "model", "tiny-bert"),
         ({"task": "no-such-task.csv"}, "task", "sentiment"),
-        ({"space": {"quant.bits": [3, 8]}}, "space.quant.bits", "4, 8, 16, 32"),
+        ({"space": {"quant.bits": [3, 8]}}, "space.quant.bits", "32, 16, 8, 4"),
         (
             {"space": {"prune.sparsity": {"low": 0.0, "high": 0.99}}},
             "space.prune.sparsity",
