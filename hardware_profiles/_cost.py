@@ -1,0 +1,287 @@
+"""The latency, memory and energy model, and :func:`predict`.
+
+Per kernel (from the target's lowered TIR, see :mod:`._lower`)::
+
+    t_k = max(work_k / peak[dtype_k], bytes_k / bandwidth) * kernel_scale[kind_k] + launch
+
+and latency = sum of t_k + one call overhead. ``work`` is TVM's TIR FLOP estimate; ``bytes``
+are the kernel's arguments and result at their stored width. TVM legalizes quantized graphs
+into fp32/int32 kernels, so the model re-types them itself: a matmul whose weight is stored
+at <= 8 bits (``paretoedge.layers`` metadata, or an int8/int4 initializer behind a
+``DequantizeLinear``) and whose activations are quantized too (``act_bits: 8`` or a QDQ
+activation) runs at the profile's int8 peak, sub-8-bit weights pay the profile's unpack cost;
+a weight-only quantized matmul keeps fp32 compute but moves fewer weight bytes; kernels that
+only dequantize or re-layout a weight are folded away (runtimes do them at load time).
+Unstructured sparsity reduces work and weight bytes only at or above the profile's
+threshold, where sparse kernels pay off.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from paretoedge.errors import LoweringError
+
+from ._cache import cache_get, cache_key, cache_put
+from ._graph import PreparedGraph, WeightInfo, prepare
+from ._lower import KernelRecord, LoweredGraph, dtype_bytes, lower
+from ._profile import KERNEL_KINDS, DeviceProfile, resolve_profile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KernelCost:
+    """Predicted cost of one kernel."""
+
+    name: str
+    kind: str
+    dtype: str
+    ops: float
+    bytes: float
+    latency_ms: float
+    share: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted latency, memory and energy of one model on one device.
+
+    ``violations`` lists every memory limit the model exceeds ("flash 3.1 MB > 2.0 MB"); a
+    model with violations is infeasible on the device but still gets a prediction.
+    """
+
+    device: str
+    runtime: str
+    latency_ms: float
+    peak_memory_bytes: int
+    weight_bytes: int
+    activation_bytes: int
+    flash_bytes: int | None
+    sram_bytes: int | None
+    energy_mj: float
+    kernels: tuple[KernelCost, ...]
+    violations: tuple[str, ...]
+    structure_hash: str = ""
+    cache_hit: bool = False
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations
+
+    def top_kernels(self, n: int = 5) -> list[KernelCost]:
+        """The ``n`` most expensive kernel names, same-named kernels summed."""
+        merged: dict[str, list[float]] = {}
+        for k in self.kernels:
+            row = merged.setdefault(k.name, [0.0, 0.0, 0.0])
+            row[0] += k.latency_ms
+            row[1] += k.ops
+            row[2] += k.bytes
+        kinds = {k.name: (k.kind, k.dtype) for k in self.kernels}
+        total = sum(k.latency_ms for k in self.kernels) or 1.0
+        rows = [
+            KernelCost(name, kinds[name][0], kinds[name][1], v[1], v[2], v[0], v[0] / total)
+            for name, v in merged.items()
+        ]
+        return sorted(rows, key=lambda r: -r.latency_ms)[:n]
+
+    def to_dict(self, *, kernels: bool = True) -> dict[str, Any]:
+        d = asdict(self)
+        d["feasible"] = self.feasible
+        d["violations"] = list(self.violations)
+        if kernels:
+            d["kernels"] = [asdict(k) for k in self.kernels]
+            d["top_kernels"] = [asdict(k) for k in self.top_kernels()]
+        else:
+            del d["kernels"]
+        return d
+
+
+def _sparse_pays(w: WeightInfo, profile: DeviceProfile) -> bool:
+    return w.sparsity >= profile.sparse_threshold and w.sparsity > 0
+
+
+def stored_weight_bytes(w: WeightInfo, profile: DeviceProfile) -> float:
+    """Bytes of one weight as the device stores it (packed bits, scales, codebook, sparse)."""
+    value_bytes = w.bits / 8
+    if _sparse_pays(w, profile):
+        body = w.numel * (1 - w.sparsity) * (value_bytes + profile.sparse_index_bytes)
+    else:
+        body = w.numel * value_bytes
+    extra = 0.0
+    if w.bits <= 8:
+        # uniform: one fp32 scale per output channel; cluster: an fp32 codebook
+        extra = 4.0 * 2**w.bits if w.scheme == "cluster" else 4.0 * w.rows
+    return body + extra
+
+
+@dataclass(frozen=True)
+class _KernelWork:
+    kind: str
+    dtype: str
+    ops: float
+    int8_extra_ops: float
+    bytes: float
+
+
+def _kernel_work(
+    k: KernelRecord, weights: dict[str, WeightInfo], profile: DeviceProfile
+) -> _KernelWork:
+    nbytes = k.out_numel * dtype_bytes(k.out_dtype)
+    weight: WeightInfo | None = None
+    act_quant = False
+    for a in k.args:
+        w = weights.get(a.weight) if a.weight else None
+        if w is not None and w.numel == a.numel:
+            weight = w if weight is None or w.numel > weight.numel else weight
+            if _sparse_pays(w, profile):
+                nbytes += a.numel * (1 - w.sparsity) * (w.bits / 8 + profile.sparse_index_bytes)
+            else:
+                nbytes += a.numel * w.bits / 8
+        else:
+            nbytes += a.numel * dtype_bytes(a.dtype)
+            act_quant = act_quant or a.via_dequantize
+    dtype = "fp16" if "float16" in k.out_dtype else "fp32"
+    ops = k.flops
+    extra = 0.0
+    if k.kind == "matmul" and weight is not None:
+        quant_act = weight.act_bits == 8 or act_quant
+        if weight.bits <= 8 and weight.scheme == "uniform" and quant_act:
+            dtype = "int8"
+            if weight.bits < 8 and profile.subbyte_mode == "unpack-int8":
+                extra = weight.numel * profile.unpack_ops_per_weight
+        elif weight.bits == 16:
+            dtype = "fp16"
+        if _sparse_pays(weight, profile):
+            ops = ops * min(1.0, (1 - weight.sparsity) * profile.sparse_overhead)
+    return _KernelWork(k.kind, dtype, ops, extra, nbytes)
+
+
+def _roofline_s(work: _KernelWork, profile: DeviceProfile) -> float:
+    compute = work.ops / (profile.peak_gops[work.dtype] * 1e9)
+    compute += work.int8_extra_ops / (profile.peak_gops["int8"] * 1e9)
+    memory = work.bytes / (profile.memory_bandwidth_gbs * 1e9)
+    return max(compute, memory)
+
+
+def features(
+    lowered: LoweredGraph, weights: dict[str, WeightInfo], profile: DeviceProfile
+) -> dict[str, float]:
+    """Roofline seconds per kernel kind and the kernel count: the regressors of calibration."""
+    out = {kind: 0.0 for kind in KERNEL_KINDS}
+    n = 0
+    for k in lowered.kernels:
+        if k.weight_dequantize:
+            continue
+        work = _kernel_work(k, weights, profile)
+        out[work.kind] += _roofline_s(work, profile)
+        n += 1
+    out["kernels"] = float(n)
+    return out
+
+
+def lower_cached(
+    prepared: PreparedGraph, profile: DeviceProfile, *, use_cache: bool = True
+) -> tuple[LoweredGraph, bool]:
+    """The kernel table of ``prepared`` on ``profile``'s target, from the cache if present."""
+    key = cache_key(prepared.structure_hash, profile.target_key)
+    if use_cache:
+        hit = cache_get(key)
+        if hit is not None:
+            return hit, True
+    lowered, _ = lower(prepared, profile.target, profile.target_host)
+    if use_cache:
+        cache_put(key, lowered)
+    return lowered, False
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.2f} MiB"
+
+
+def cost(
+    prepared: PreparedGraph,
+    lowered: LoweredGraph,
+    profile: DeviceProfile,
+    *,
+    cache_hit: bool = False,
+) -> Prediction:
+    """Apply ``profile`` to a kernel table (no TVM involved: cheap)."""
+    weights = prepared.weights
+    kernel_rows: list[tuple[KernelRecord, _KernelWork, float]] = []
+    for k in lowered.kernels:
+        if k.weight_dequantize:
+            continue
+        work = _kernel_work(k, weights, profile)
+        t = _roofline_s(work, profile) * profile.kernel_scale[work.kind]
+        t += profile.launch_overhead_us * 1e-6
+        kernel_rows.append((k, work, t))
+    total_s = sum(t for _, _, t in kernel_rows) + profile.call_overhead_us * 1e-6
+    kernels = tuple(
+        KernelCost(
+            name=k.name,
+            kind=work.kind,
+            dtype=work.dtype,
+            ops=work.ops + work.int8_extra_ops,
+            bytes=work.bytes,
+            latency_ms=t * 1e3,
+            share=t / total_s,
+        )
+        for k, work, t in kernel_rows
+    )
+    weight_bytes = int(sum(stored_weight_bytes(w, profile) for w in weights.values()))
+    activation = int(lowered.peak_activation_bytes)
+    peak = weight_bytes + activation
+    violations = []
+    flash = sram = None
+    if profile.kind == "mcu":
+        flash = weight_bytes + lowered.code_bytes
+        sram = activation
+        if profile.flash_bytes is not None and flash > profile.flash_bytes:
+            violations.append(f"flash {_mb(flash)} > {_mb(profile.flash_bytes)}")
+        if profile.sram_bytes is not None and sram > profile.sram_bytes:
+            violations.append(f"sram {_mb(sram)} > {_mb(profile.sram_bytes)}")
+    if profile.ram_bytes is not None and peak > profile.ram_bytes:
+        violations.append(f"ram {_mb(peak)} > {_mb(profile.ram_bytes)}")
+    latency_ms = total_s * 1e3
+    return Prediction(
+        device=profile.name,
+        runtime=profile.runtime,
+        latency_ms=latency_ms,
+        peak_memory_bytes=peak,
+        weight_bytes=weight_bytes,
+        activation_bytes=activation,
+        flash_bytes=flash,
+        sram_bytes=sram,
+        energy_mj=profile.active_w * latency_ms,
+        kernels=kernels,
+        violations=tuple(violations),
+        structure_hash=prepared.structure_hash,
+        cache_hit=cache_hit,
+    )
+
+
+def predict(
+    onnx_path: Path | str, device: DeviceProfile | str, *, use_cache: bool = True
+) -> Prediction:
+    """Predict latency, memory and energy of an ONNX model on a device.
+
+    Works on any static-shape ONNX file; reads ``paretoedge.layers`` metadata when present and
+    recognises QDQ int8 otherwise. The TVM build is cached on disk by graph structure and
+    target (``get_settings().cost_cache``), so weight-only changes cost no new build.
+
+    Raises:
+        UnknownNameError: Unknown device name.
+        DeviceError: Malformed profile.
+        LoweringError: The file is not valid ONNX, has dynamic shapes, or TVM cannot
+            import or build it for the device's target.
+    """
+    profile = resolve_profile(device)
+    prepared = prepare(Path(onnx_path))
+    lowered, hit = lower_cached(prepared, profile, use_cache=use_cache)
+    if not lowered.kernels:
+        raise LoweringError(f"{onnx_path}: TVM produced no kernels for this model")
+    return cost(prepared, lowered, profile, cache_hit=hit)

@@ -1,0 +1,298 @@
+"""Reading any ONNX file into the form the lowering needs.
+
+What this module guarantees, whatever exported the file:
+
+* every tensor gets a canonical name (graph inputs keep theirs, initializers become ``w<i>``,
+  other tensors ``t<i>``), so two exports of the same architecture hash the same and the
+  relax parameters map back to initializers without depending on TVM's name sanitising;
+* small constant sub-graphs (shape arithmetic, attention-mask construction) are folded with
+  ONNX's reference evaluator; TVM 0.27's importer mis-handles some of them (a
+  ``ConstantOfShape`` with a scalar shape), and folding them is semantics-preserving;
+* the weight facts the latency model needs and TVM does not see (bit-width and sparsity per
+  weight) come from the ``paretoedge.layers`` metadata when present, from the initializer's
+  dtype for QDQ (int8/uint8/int4 weights) and from counting zeros otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from paretoedge.errors import LoweringError
+
+_FOLD_MAX_IN = 4096
+_FOLD_MAX_OUT = 1 << 16
+_NO_FOLD = {"DequantizeLinear", "QuantizeLinear", "DynamicQuantizeLinear"}
+CACHE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class WeightInfo:
+    """Storage facts of one weight initializer (canonical name ``w<i>``)."""
+
+    canonical: str
+    original: str
+    numel: int
+    rows: int
+    bits: int
+    scheme: str
+    sparsity: float
+    act_bits: int | None
+    onnx_dtype_bits: int
+
+
+@dataclass(frozen=True)
+class PreparedGraph:
+    """A canonicalised, folded ONNX model plus what the cost model needs about weights."""
+
+    model: object  # onnx.ModelProto (kept untyped so importing this module stays cheap)
+    structure_hash: str
+    inputs: tuple[tuple[str, tuple[int, ...], str], ...]
+    weights: dict[str, WeightInfo]
+
+
+def _dtype_bits(onnx_dtype: int) -> int:
+    from onnx import TensorProto
+
+    return {
+        TensorProto.FLOAT: 32,
+        TensorProto.FLOAT16: 16,
+        TensorProto.BFLOAT16: 16,
+        TensorProto.DOUBLE: 64,
+        TensorProto.INT8: 8,
+        TensorProto.UINT8: 8,
+        TensorProto.INT4: 4,
+        TensorProto.UINT4: 4,
+        TensorProto.INT32: 32,
+        TensorProto.INT64: 64,
+        TensorProto.BOOL: 8,
+    }.get(onnx_dtype, 32)
+
+
+def load_onnx(path: Path):  # -> onnx.ModelProto
+    """Load and check an ONNX file; any failure is a :class:`LoweringError` naming the path."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise LoweringError(f"ONNX file {str(path)!r} does not exist")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx raises several unrelated types
+        raise LoweringError(f"{path}: not a valid ONNX model ({exc})") from None
+    return model
+
+
+def _layer_metadata(model) -> dict[str, dict]:
+    props = {p.key: p.value for p in model.metadata_props}
+    raw = props.get("paretoedge.layers")
+    if raw is None:
+        return {}
+    try:
+        layers = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise LoweringError(f"metadata paretoedge.layers is not JSON ({exc})") from None
+    out: dict[str, dict] = {}
+    for entry in layers:
+        if isinstance(entry, dict) and entry.get("initializer"):
+            out[str(entry["initializer"])] = entry
+    return out
+
+
+def _fold_constants(model) -> None:
+    """Replace nodes whose inputs are all small constants by Constant nodes (in place)."""
+    from onnx import helper
+    from onnx import numpy_helper as nh
+    from onnx.reference import ReferenceEvaluator
+
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    consts: dict[str, np.ndarray] = {
+        i.name: nh.to_array(i) for i in graph.initializer if int(np.prod(i.dims)) <= _FOLD_MAX_IN
+    }
+    new_nodes = []
+    for node in graph.node:
+        if node.op_type == "Constant":
+            attr = node.attribute[0]
+            if attr.name == "value":
+                consts[node.output[0]] = nh.to_array(attr.t)
+            new_nodes.append(node)
+            continue
+        foldable = (
+            node.domain in ("", "ai.onnx")
+            and node.op_type not in _NO_FOLD
+            and len(node.input) > 0
+            and all(i == "" or i in consts for i in node.input)
+            and not any(a.type == a.GRAPH for a in node.attribute)
+        )
+        if foldable:
+            feeds = {i: consts[i] for i in node.input if i}
+            try:
+                sub = helper.make_model(
+                    helper.make_graph(
+                        [node],
+                        "fold",
+                        [
+                            helper.make_tensor_value_info(
+                                i, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape
+                            )
+                            for i, v in feeds.items()
+                        ],
+                        [helper.make_tensor_value_info(o, 0, None) for o in node.output],
+                    ),
+                    opset_imports=[helper.make_opsetid("", opset)],
+                )
+                outs = [np.asarray(o) for o in ReferenceEvaluator(sub).run(None, feeds)]
+            except Exception:  # the reference evaluator lacks an op: keep the node
+                outs = None
+            if outs is not None and all(o.size <= _FOLD_MAX_OUT for o in outs):
+                for name, value in zip(node.output, outs, strict=True):
+                    consts[name] = value
+                    new_nodes.append(
+                        helper.make_node("Constant", [], [name], value=nh.from_array(value, name))
+                    )
+                continue
+        new_nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+
+
+def _canonicalise(model) -> dict[str, str]:
+    """Rename tensors canonically in place; returns original initializer name -> ``w<i>``."""
+    graph = model.graph
+    mapping: dict[str, str] = {i.name: i.name for i in graph.input}
+    init_map: dict[str, str] = {}
+    for k, init in enumerate(graph.initializer):
+        init_map[init.name] = mapping[init.name] = f"w{k}"
+    counter = 0
+
+    def rename(name: str) -> str:
+        nonlocal counter
+        if name == "":
+            return name
+        if name not in mapping:
+            mapping[name] = f"t{counter}"
+            counter += 1
+        return mapping[name]
+
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = rename(name)
+        for i, name in enumerate(node.output):
+            node.output[i] = rename(name)
+        node.name = ""
+        node.doc_string = ""
+    for init in graph.initializer:
+        init.name = mapping[init.name]
+    for seq in (graph.output, graph.value_info):
+        for vi in seq:
+            vi.name = rename(vi.name)
+    graph.input.extend([])  # inputs keep their names
+    return init_map
+
+
+def _structure_hash(model) -> str:
+    """Hash of ops, attributes, shapes and dtypes: weight values are left out."""
+    from google.protobuf.json_format import MessageToDict
+    from onnx import numpy_helper as nh
+
+    g = model.graph
+    payload: dict[str, object] = {"v": CACHE_VERSION}
+    payload["inputs"] = [MessageToDict(i.type) | {"n": i.name} for i in g.input]
+    payload["outputs"] = [MessageToDict(o.type) for o in g.output]
+    payload["init"] = [(i.name, list(i.dims), i.data_type) for i in g.initializer]
+    nodes = []
+    for n in g.node:
+        attrs = []
+        for a in n.attribute:
+            if a.type == a.TENSOR:
+                arr = nh.to_array(a.t)
+                if arr.size <= _FOLD_MAX_IN:
+                    val: object = [list(arr.shape), str(arr.dtype), arr.tobytes().hex()]
+                else:
+                    val = [list(arr.shape), str(arr.dtype)]
+            else:
+                val = MessageToDict(a)
+            attrs.append((a.name, val))
+        nodes.append((n.op_type, n.domain, list(n.input), list(n.output), attrs))
+    payload["nodes"] = nodes
+    payload["opset"] = [(o.domain, o.version) for o in model.opset_import]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def prepare(path: Path) -> PreparedGraph:
+    """Load ``path`` and return the canonical folded graph and its weight facts.
+
+    Raises:
+        LoweringError: Not a valid ONNX file, or its graph inputs have dynamic dimensions
+            (lower one static-shape graph per (batch, sequence length): TVM returns wrong
+            numbers silently for legacy exports with dynamic axes).
+    """
+    from onnx import numpy_helper as nh
+
+    model = load_onnx(path)
+    graph = model.graph
+    init_names = {i.name for i in graph.initializer}
+    inputs = []
+    for vi in graph.input:
+        if vi.name in init_names:
+            continue
+        tt = vi.type.tensor_type
+        dims = []
+        for d in tt.shape.dim:
+            if not d.HasField("dim_value") or d.dim_value <= 0:
+                raise LoweringError(
+                    f"{path}: input {vi.name!r} has a dynamic dimension "
+                    f"{d.dim_param or '?'!r}; export with static shapes (batch, seq_len)"
+                )
+            dims.append(int(d.dim_value))
+        inputs.append((vi.name, tuple(dims), _np_dtype_name(tt.elem_type)))
+    # initializers that are also listed as graph inputs (old exporters) would become
+    # runtime inputs in TVM; drop them from the input list
+    keep = [vi for vi in graph.input if vi.name not in init_names]
+    del graph.input[:]
+    graph.input.extend(keep)
+
+    meta = _layer_metadata(model)
+    originals = [i.name for i in graph.initializer]
+    weights: dict[str, WeightInfo] = {}
+    for k, init in enumerate(graph.initializer):
+        arr = nh.to_array(init)
+        info = meta.get(originals[k], {})
+        dtype_bits = _dtype_bits(init.data_type)
+        bits = int(info.get("bits", dtype_bits) or dtype_bits)
+        if "sparsity" in info and info["sparsity"] is not None:
+            sparsity = float(info["sparsity"])
+        else:
+            sparsity = float(np.count_nonzero(arr == 0) / arr.size) if arr.size else 0.0
+        act = info.get("act_bits")
+        weights[f"w{k}"] = WeightInfo(
+            canonical=f"w{k}",
+            original=originals[k],
+            numel=int(arr.size),
+            rows=int(arr.shape[0]) if arr.ndim >= 1 else 1,
+            bits=min(bits, dtype_bits),
+            scheme=str(info.get("scheme", "uniform")),
+            sparsity=sparsity,
+            act_bits=None if act is None else int(act),
+            onnx_dtype_bits=dtype_bits,
+        )
+    _canonicalise(model)
+    _fold_constants(model)
+    return PreparedGraph(
+        model=model,
+        structure_hash=_structure_hash(model),
+        inputs=tuple(inputs),
+        weights=weights,
+    )
+
+
+def _np_dtype_name(elem_type: int) -> str:
+    from onnx import helper
+
+    return str(np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)))

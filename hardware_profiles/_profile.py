@@ -1,0 +1,310 @@
+"""Device profiles: typed, validated YAML files describing one (device, runtime) pair.
+
+A profile is data, not code (as nn-Meter keeps its devices): bundled profiles live in
+``hardware_profiles/devices/*.yaml`` (package data, read with importlib.resources) and a
+user adds a device by dropping a YAML file into ``$PARETOEDGE_DEVICES_DIR``
+(:func:`paretoedge.settings.get_settings`). The YAML is validated by a pydantic schema at
+the edge and turned into a frozen :class:`DeviceProfile`; a malformed file raises
+:class:`~paretoedge.errors.DeviceError` naming the file and the field.
+
+The ``kernel_scale`` factors belong to the ``runtime`` the profile names: they multiply the
+roofline time of each kernel kind, so they are the inverse of the fraction of the roofline
+that runtime reaches on that device. ``paretoedge calibrate`` fits them from measurements.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from paretoedge.errors import DeviceError, UnknownNameError
+
+DeviceKind = Literal["cpu", "gpu", "mcu"]
+Runtime = Literal["tvm-default", "tvm-tuned", "onnxruntime"]
+KernelKind = Literal["matmul", "reduction", "elementwise", "gather", "layout"]
+KERNEL_KINDS: tuple[KernelKind, ...] = ("matmul", "reduction", "elementwise", "gather", "layout")
+ComputeDtype = Literal["fp32", "fp16", "int8"]
+
+
+class _Peak(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fp32: float = Field(gt=0)
+    fp16: float = Field(gt=0)
+    int8: float = Field(gt=0)
+
+
+class _SubByte(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["unpack-int8", "native"]
+    unpack_ops_per_weight: float = Field(ge=0)
+
+
+class _Sparse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(ge=0, le=1)
+    overhead: float = Field(ge=1)
+    index_bytes: float = Field(ge=0)
+
+
+class _Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ram_mb: float | None = Field(default=None, gt=0)
+    flash_kb: float | None = Field(default=None, gt=0)
+    sram_kb: float | None = Field(default=None, gt=0)
+
+
+class _Power(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active_w: float = Field(gt=0)
+
+
+class _Scale(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    matmul: float = Field(gt=0)
+    reduction: float = Field(gt=0)
+    elementwise: float = Field(gt=0)
+    gather: float = Field(gt=0)
+    layout: float = Field(gt=0)
+
+
+class _ProfileSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str
+    kind: DeviceKind
+    runtime: Runtime
+    target: dict[str, Any]
+    target_host: dict[str, Any] | None = None
+    clock_ghz: float = Field(gt=0)
+    cores: int = Field(ge=1)
+    peak_gops: _Peak
+    subbyte: _SubByte
+    memory_bandwidth_gbs: float = Field(gt=0)
+    cache_kb: dict[str, float]
+    launch_overhead_us: float = Field(ge=0)
+    call_overhead_us: float = Field(ge=0)
+    sparse: _Sparse
+    limits: _Limits
+    power: _Power
+    kernel_scale: _Scale
+    calibration: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """One device and the runtime whose speed it models.
+
+    Attributes:
+        name: Registry name (``rpi4``); also the YAML file stem.
+        kind: ``cpu``, ``gpu`` or ``mcu``.
+        runtime: The runtime the ``kernel_scale`` factors were fitted for.
+        target: TVM target as a JSON dict (``{"kind": "llvm", "mtriple": ...}``).
+        target_host: Host target for GPU targets, or None.
+        peak_gops: Peak throughput per compute dtype in Gop/s (a multiply-add is 2 ops).
+        subbyte_mode / unpack_ops_per_weight: How weights under 8 bits are computed: unpacked
+            to int8 at that many extra ops per weight, or natively.
+        memory_bandwidth_gbs: Sustained DRAM bandwidth in GB/s.
+        launch_overhead_us: Cost of launching one kernel; call_overhead_us: one inference.
+        sparse_threshold / sparse_overhead / sparse_index_bytes: Unstructured sparsity pays only
+            at or above the threshold; then work is ``density * overhead`` of dense and each
+            non-zero weight stores ``index_bytes`` extra.
+        ram_bytes, flash_bytes, sram_bytes: Memory limits (None where not applicable).
+        active_w: Power in watts while running inference (energy = power x latency).
+        kernel_scale: Multiplier on the roofline time per kernel kind (1 / efficiency).
+        source: Where the profile was read from.
+    """
+
+    name: str
+    description: str
+    kind: DeviceKind
+    runtime: Runtime
+    target: dict[str, Any]
+    target_host: dict[str, Any] | None
+    clock_ghz: float
+    cores: int
+    peak_gops: dict[str, float]
+    subbyte_mode: str
+    unpack_ops_per_weight: float
+    memory_bandwidth_gbs: float
+    cache_kb: dict[str, float]
+    launch_overhead_us: float
+    call_overhead_us: float
+    sparse_threshold: float
+    sparse_overhead: float
+    sparse_index_bytes: float
+    ram_bytes: int | None
+    flash_bytes: int | None
+    sram_bytes: int | None
+    active_w: float
+    kernel_scale: dict[str, float]
+    calibration: dict[str, Any] | None = None
+    source: str = field(default="", compare=False)
+
+    @property
+    def target_key(self) -> str:
+        """Canonical JSON of the target (and host): part of the compiled-cost cache key."""
+        return json.dumps({"target": self.target, "host": self.target_host}, sort_keys=True)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The profile in the YAML schema (what :func:`write_profile` writes)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "runtime": self.runtime,
+            "target": self.target,
+            "target_host": self.target_host,
+            "clock_ghz": self.clock_ghz,
+            "cores": self.cores,
+            "peak_gops": dict(self.peak_gops),
+            "subbyte": {
+                "mode": self.subbyte_mode,
+                "unpack_ops_per_weight": self.unpack_ops_per_weight,
+            },
+            "memory_bandwidth_gbs": self.memory_bandwidth_gbs,
+            "cache_kb": dict(self.cache_kb),
+            "launch_overhead_us": self.launch_overhead_us,
+            "call_overhead_us": self.call_overhead_us,
+            "sparse": {
+                "threshold": self.sparse_threshold,
+                "overhead": self.sparse_overhead,
+                "index_bytes": self.sparse_index_bytes,
+            },
+            "limits": {
+                "ram_mb": None if self.ram_bytes is None else self.ram_bytes / 2**20,
+                "flash_kb": None if self.flash_bytes is None else self.flash_bytes / 2**10,
+                "sram_kb": None if self.sram_bytes is None else self.sram_bytes / 2**10,
+            },
+            "power": {"active_w": self.active_w},
+            "kernel_scale": dict(self.kernel_scale),
+            "calibration": self.calibration,
+        }
+
+
+def _from_schema(s: _ProfileSchema, source: str) -> DeviceProfile:
+    lim = s.limits
+    return DeviceProfile(
+        name=s.name,
+        description=s.description,
+        kind=s.kind,
+        runtime=s.runtime,
+        target=dict(s.target),
+        target_host=None if s.target_host is None else dict(s.target_host),
+        clock_ghz=s.clock_ghz,
+        cores=s.cores,
+        peak_gops=s.peak_gops.model_dump(),
+        subbyte_mode=s.subbyte.mode,
+        unpack_ops_per_weight=s.subbyte.unpack_ops_per_weight,
+        memory_bandwidth_gbs=s.memory_bandwidth_gbs,
+        cache_kb=dict(s.cache_kb),
+        launch_overhead_us=s.launch_overhead_us,
+        call_overhead_us=s.call_overhead_us,
+        sparse_threshold=s.sparse.threshold,
+        sparse_overhead=s.sparse.overhead,
+        sparse_index_bytes=s.sparse.index_bytes,
+        ram_bytes=None if lim.ram_mb is None else int(lim.ram_mb * 2**20),
+        flash_bytes=None if lim.flash_kb is None else int(lim.flash_kb * 2**10),
+        sram_bytes=None if lim.sram_kb is None else int(lim.sram_kb * 2**10),
+        active_w=s.power.active_w,
+        kernel_scale=s.kernel_scale.model_dump(),
+        calibration=s.calibration,
+        source=source,
+    )
+
+
+def parse_profile(text: str, source: str) -> DeviceProfile:
+    """Validate YAML text into a profile; errors name ``source`` and the field."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DeviceError(f"{source}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise DeviceError(f"{source}: a device profile must be a mapping of fields")
+    try:
+        schema = _ProfileSchema.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        value = err.get("input")
+        shown = "" if err["type"] == "missing" else f"={value!r}"
+        raise DeviceError(f"{source}: invalid field {loc}{shown}: {err['msg']}") from None
+    return _from_schema(schema, source)
+
+
+def _bundled_texts() -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+    root = resources.files("paretoedge.hardware_profiles") / "devices"
+    for entry in root.iterdir():
+        if entry.name.endswith(".yaml"):
+            out[entry.name[: -len(".yaml")]] = (entry.read_text(), f"bundled:{entry.name}")
+    return out
+
+
+def _user_texts() -> dict[str, tuple[str, str]]:
+    from paretoedge.settings import get_settings
+
+    directory = get_settings().devices_dir
+    out: dict[str, tuple[str, str]] = {}
+    if directory is None:
+        return out
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DeviceError(f"PARETOEDGE_DEVICES_DIR={str(directory)!r} is not a directory")
+    for path in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml")):
+        out[path.stem] = (path.read_text(), str(path))
+    return out
+
+
+def _all_texts() -> dict[str, tuple[str, str]]:
+    texts = _bundled_texts()
+    texts.update(_user_texts())  # a user file with a bundled name overrides it
+    return texts
+
+
+def profile_names() -> list[str]:
+    """Names of every known device (bundled and user), without validating them."""
+    return sorted(_all_texts())
+
+
+def load_profile(name: str) -> DeviceProfile:
+    """The validated profile called ``name``.
+
+    Raises:
+        UnknownNameError: No bundled or user profile has that name (lists the known ones).
+        DeviceError: The file is malformed (names the file and the field).
+    """
+    texts = _all_texts()
+    if name not in texts:
+        raise UnknownNameError("device", name, texts)
+    text, source = texts[name]
+    profile = parse_profile(text, source)
+    if profile.name != name:
+        raise DeviceError(f"{source}: field name={profile.name!r} differs from file name {name!r}")
+    return profile
+
+
+def list_profiles() -> list[DeviceProfile]:
+    """Every known profile, validated, sorted by name."""
+    return [load_profile(n) for n in profile_names()]
+
+
+def resolve_profile(device: DeviceProfile | str) -> DeviceProfile:
+    """Accept a profile or a device name."""
+    return device if isinstance(device, DeviceProfile) else load_profile(device)
+
+
+def write_profile(profile: DeviceProfile, path: Path, *, header: str = "") -> Path:
+    """Write ``profile`` as YAML (round-trips through :func:`parse_profile`)."""
+    body = yaml.safe_dump(profile.to_yaml_dict(), sort_keys=False)
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(comment + body)
+    parse_profile(path.read_text(), str(path))
+    return path

@@ -1,0 +1,95 @@
+"""Reading ONNX: canonical structure hash, metadata, QDQ, bad files (no TVM build)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from paretoedge.errors import LoweringError
+from paretoedge.hardware_profiles import prepare
+
+
+def test_hash_ignores_weight_values_not_shapes(make_onnx) -> None:
+    a = prepare(make_onnx(seed=0))
+    b = prepare(make_onnx(seed=1))
+    c = prepare(make_onnx(hidden=32, ffn=64))
+    d = prepare(make_onnx(seq_len=16))
+    assert a.structure_hash == b.structure_hash
+    assert len({a.structure_hash, c.structure_hash, d.structure_hash}) == 3
+
+
+def test_metadata_bits_and_sparsity(make_onnx) -> None:
+    p = prepare(make_onnx(bits=4, act_bits=8, sparsity=0.5))
+    quant = [w for w in p.weights.values() if w.bits == 4]
+    # 6 encoder Linears per layer x 2 layers carry the metadata
+    assert len(quant) == 12
+    assert all(w.act_bits == 8 and w.sparsity == pytest.approx(0.5) for w in quant)
+    assert all(w.bits == 32 for w in p.weights.values() if w.bits != 4)
+
+
+def test_sparsity_counted_without_metadata(make_onnx, tmp_path: Path) -> None:
+    model = onnx.load(str(make_onnx(sparsity=0.6)))
+    del model.metadata_props[:]
+    path = tmp_path / "nometa.onnx"
+    onnx.save(model, str(path))
+    p = prepare(path)
+    sparse = [w for w in p.weights.values() if w.sparsity > 0.55 and w.numel >= 4096]
+    assert len(sparse) == 12
+
+
+def test_static_inputs_recorded(make_onnx) -> None:
+    p = prepare(make_onnx(seq_len=16, batch=2))
+    assert {name: shape for name, shape, _ in p.inputs} == {
+        "input_ids": (2, 16),
+        "attention_mask": (2, 16),
+        "token_type_ids": (2, 16),
+    }
+
+
+def test_dynamic_axes_rejected(make_onnx, tmp_path: Path) -> None:
+    model = onnx.load(str(make_onnx()))
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "seq"
+    path = tmp_path / "dyn.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(LoweringError, match="dynamic dimension"):
+        prepare(path)
+
+
+def test_garbage_file_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "junk.onnx"
+    path.write_bytes(b"not a model")
+    with pytest.raises(LoweringError, match="junk.onnx"):
+        prepare(path)
+    with pytest.raises(LoweringError, match="does not exist"):
+        prepare(tmp_path / "missing.onnx")
+
+
+def test_qdq_int8_weights_recognised(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(0)
+    w = nh.from_array(rng.integers(-127, 127, (64, 32)).astype(np.int8), "w_q")
+    scale = nh.from_array(np.array(0.01, np.float32), "w_scale")
+    zp = nh.from_array(np.array(0, np.int8), "w_zp")
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zp"], ["w"]),
+        helper.make_node("MatMul", ["x", "w"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 32])],
+        [w, scale, zp],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "qdq.onnx"
+    onnx.save(model, str(path))
+    p = prepare(path)
+    assert [x.bits for x in p.weights.values() if x.numel == 64 * 32] == [8]
+    assert json.dumps([x.canonical for x in p.weights.values()])
