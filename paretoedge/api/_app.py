@@ -1,0 +1,97 @@
+"""The FastAPI application factory and the error translation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from paretoedge.api._deps import WRITES_DISABLED
+from paretoedge.api._jobs import ConflictError, JobManager
+from paretoedge.api._routes import read, write
+from paretoedge.errors import (
+    ConfigError,
+    MissingExtraError,
+    NotFoundError,
+    ParetoEdgeError,
+    StorageError,
+)
+
+_log = logging.getLogger(__name__)
+
+
+def status_of(exc: ParetoEdgeError) -> int:
+    """The HTTP status of a paretoedge error (the body carries its message unchanged)."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ConfigError):
+        return 422
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, StorageError):
+        return 503
+    if isinstance(exc, MissingExtraError):
+        return 501
+    return 400
+
+
+def create_app(
+    storage_url: str | None = None,
+    *,
+    api_token: str | None = None,
+    jobs_dir: Path | None = None,
+) -> FastAPI:
+    """The API over the database at ``storage_url`` (default: ``PARETOEDGE_STORAGE``).
+
+    Args:
+        api_token: Bearer token of the write endpoints (default: ``PARETOEDGE_API_TOKEN``);
+            without one the write endpoints answer 403, which is logged at start.
+        jobs_dir: Where launched studies keep their config and log (default: under
+            ``PARETOEDGE_HOME``).
+
+    Raises:
+        StorageError: The database cannot be opened.
+    """
+    from paretoedge.settings import get_settings
+    from paretoedge.storage import open_storage
+
+    settings = get_settings()
+    url = storage_url or settings.storage
+    token = api_token if api_token is not None else settings.api_token
+    storage = open_storage(url)
+    jobs_root = jobs_dir or settings.home / "api-jobs"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not token:
+            _log.warning("%s; only read endpoints are served", WRITES_DISABLED)
+        else:
+            _log.info("write endpoints enabled (bearer token from PARETOEDGE_API_TOKEN)")
+        try:
+            yield
+        finally:
+            app.state.jobs.shutdown()
+            storage.close()
+
+    app = FastAPI(
+        title="paretoedge",
+        summary="Per-device Pareto fronts of compressed transformers",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.storage = storage
+    app.state.api_token = token or None
+    jobs_root.mkdir(parents=True, exist_ok=True)
+    app.state.jobs = JobManager(url, jobs_root)  # the unmasked URL: the child needs it
+    app.include_router(read)
+    app.include_router(write)
+
+    @app.exception_handler(ParetoEdgeError)
+    async def _paretoedge_error(_request: Request, exc: ParetoEdgeError) -> JSONResponse:
+        return JSONResponse(status_code=status_of(exc), content={"detail": str(exc)})
+
+    return app

@@ -1,0 +1,415 @@
+"""Export of one stored candidate, ready for its device.
+
+A candidate is rebuilt from what the database holds: the study's validated config (model,
+task and its data limits, teacher epochs, seed, sequence length) and the candidate's flat
+compression spec. The rebuild follows the search pipeline step for step (the cached
+fine-tuned teacher, ``torch.manual_seed(seed)``, :func:`paretoedge.compression.compress`
+with the same task subsets), so it is the same model; the validation accuracy is measured
+again and reported next to the stored one, which is how a reader sees that it is.
+
+Written to ``out``:
+
+* ``hf/``: the compressed model (``save_pretrained`` files + structure, see
+  :func:`paretoedge.compression.save_compressed`) and its tokenizer;
+* ``model.onnx``: static-shape float ONNX with the ``paretoedge.*`` metadata (what the
+  hardware model predicted on), and ``model.int8.onnx`` (int8 QDQ) when the candidate
+  quantises weights to 8 bits;
+* ``tvm/``: the TVM build of ``model.onnx`` for the device's target: ``model.so`` when the
+  target is this machine, otherwise ``model.tar`` (object files to link on the device, as
+  no cross linker is needed for that), plus ``params.npz`` (weights in call order) and
+  ``inputs.json``;
+* ``README.md``: a model card (config, metrics, device, predicted latency, how to load).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from paretoedge.errors import ConfigError, NotFoundError
+
+if TYPE_CHECKING:
+    from paretoedge.storage import CandidateRecord, Storage, StudyRecord
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_candidate` wrote and measured.
+
+    Attributes:
+        files: Artifact kind -> path (``hf`` and ``tvm`` are directories).
+        stored_accuracy / reproduced_accuracy: Validation accuracy in the database and
+            of the rebuilt model.
+        onnx_test_accuracy: Test-split accuracy of each ONNX file (file name -> accuracy).
+        predicted: The hardware model's prediction on ``model.onnx`` (``Prediction.to_dict``).
+        tvm_library: The compiled library; ``tvm_linked`` says if it is a loadable shared
+            library on this machine (``.so``) or object files for the device (``.tar``).
+    """
+
+    study: str
+    trial: int
+    device: str
+    out: Path
+    files: Mapping[str, Path]
+    stored_accuracy: float | None
+    reproduced_accuracy: float
+    stored_test_accuracy: float | None
+    onnx_test_accuracy: Mapping[str, float]
+    predicted: Mapping[str, Any]
+    tvm_library: Path
+    tvm_linked: bool
+    spec: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "trial": self.trial,
+            "device": self.device,
+            "out": str(self.out),
+            "files": {k: str(v) for k, v in self.files.items()},
+            "stored_accuracy": self.stored_accuracy,
+            "reproduced_accuracy": self.reproduced_accuracy,
+            "stored_test_accuracy": self.stored_test_accuracy,
+            "onnx_test_accuracy": dict(self.onnx_test_accuracy),
+            "predicted": dict(self.predicted),
+            "tvm_library": str(self.tvm_library),
+            "tvm_linked": self.tvm_linked,
+            "spec": dict(self.spec),
+        }
+
+
+def _host_target(target: Mapping[str, Any], host: Mapping[str, Any] | None) -> bool:
+    """Whether code for ``target`` runs on this machine (x86 LLVM without a foreign triple)."""
+    if host is not None or target.get("kind") != "llvm":
+        return False
+    triple = str(target.get("mtriple", ""))
+    return not triple or triple.startswith(platform.machine())
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    """sha256 and byte count of a file, or of a directory's files (sorted by name)."""
+    digest = hashlib.sha256()
+    total = 0
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode() + b"\0")
+        data = f.read_bytes()
+        digest.update(data)
+        total += len(data)
+    return digest.hexdigest(), total
+
+
+def build_tvm(onnx_path: Path, device: str, out_dir: Path) -> tuple[Path, bool]:
+    """Compile ``onnx_path`` with TVM for ``device``'s target into ``out_dir``.
+
+    Uses the hardware side's lowering (:func:`paretoedge.hardware_profiles.lower`, the same
+    build the latency model reads). Returns the library path and whether it is a shared
+    library loadable here.
+
+    Raises:
+        LoweringError: TVM cannot import or build the model for that target.
+    """
+    import numpy as np
+
+    from paretoedge.hardware_profiles import load_profile, lower, prepare
+    from paretoedge.hardware_profiles._lower import import_relax
+
+    profile = load_profile(device)
+    prepared = prepare(onnx_path)
+    _, executable = lower(prepared, profile.target, profile.target_host, keep_executable=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    linked = _host_target(profile.target, profile.target_host)
+    lib = out_dir / ("model.so" if linked else "model.tar")
+    executable.export_library(str(lib))
+    _, params = import_relax(prepared)
+    weights = {f"p{i:04d}": p.numpy() for i, p in enumerate(params["main"])}
+    np.savez(out_dir / "params.npz", **weights)
+    (out_dir / "inputs.json").write_text(
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": n, "shape": list(s), "dtype": d} for n, s, d in prepared.inputs
+                ],
+                "params": "params.npz: p0000, p0001, ... passed after the inputs, in order",
+                "target": dict(profile.target),
+                "target_host": profile.target_host,
+            },
+            indent=2,
+        )
+    )
+    return lib, linked
+
+
+def load_tvm_library(lib_dir: Path) -> Any:
+    """Load an exported host ``model.so`` into a callable ``f(**inputs) -> logits``.
+
+    Raises:
+        NotFoundError: ``lib_dir`` has no ``model.so`` (a library for another device).
+    """
+    import numpy as np
+    import tvm
+    from tvm import relax
+
+    lib = lib_dir / "model.so"
+    if not lib.is_file():
+        raise NotFoundError(f"{lib} not found (libraries for other devices are model.tar)")
+    meta = json.loads((lib_dir / "inputs.json").read_text())
+    dev = tvm.cpu()
+    vm = relax.VirtualMachine(tvm.runtime.load_module(str(lib)), dev)
+    with np.load(lib_dir / "params.npz") as data:
+        params = [tvm.runtime.tensor(data[k], dev) for k in sorted(data.files)]
+    names = [i["name"] for i in meta["inputs"]]
+
+    def run(**inputs: Any) -> Any:
+        args = [tvm.runtime.tensor(np.asarray(inputs[n]), dev) for n in names]
+        result = vm["main"](*args, *params)
+        return np.asarray(result.numpy() if hasattr(result, "numpy") else result[0].numpy())
+
+    return run
+
+
+def _check(study: StudyRecord, cand: CandidateRecord, device: str) -> None:
+    if device not in study.devices:
+        raise ConfigError("device", device, study.devices)
+    if cand.state != "complete":
+        raise ConfigError("trial", cand.trial_number, f"a complete trial (trial is {cand.state})")
+
+
+def export_candidate(
+    storage: Storage,
+    *,
+    study: str,
+    trial: int,
+    device: str,
+    out: Path,
+    progress: bool = False,
+    record: bool = True,
+) -> ExportResult:
+    """Rebuild trial ``trial`` of ``study`` and write it for ``device`` (see module doc).
+
+    Args:
+        record: Store the written files as artifacts of the candidate.
+
+    Raises:
+        NotFoundError: No such study or trial.
+        ConfigError: ``device`` is not a device of the study, or the trial is not complete.
+        LoweringError: TVM cannot build the model for the device's target.
+    """
+    import torch
+
+    from paretoedge import storage as st
+    from paretoedge.compression import (
+        CompressionSpec,
+        compress,
+        export_onnx,
+        model_stats,
+        save_compressed,
+    )
+    from paretoedge.hardware_profiles import predict
+    from paretoedge.search import parse_config
+    from paretoedge.search._evaluator import onnx_accuracy
+    from paretoedge.tasks import load_task
+    from paretoedge.training import evaluate, get_teacher, make_batches
+
+    srec = st.get_study(storage, name=study)
+    cand = st.get_candidate(storage, study=study, trial_number=trial)
+    _check(srec, cand, device)
+    cfg = parse_config(srec.config, check_names=False)
+    spec = CompressionSpec.from_flat(dict(cand.spec))
+
+    task = load_task(cfg.task)
+    lim = cfg.data
+    task = replace(
+        task,
+        train=task.train[: lim.train_limit] if lim.train_limit is not None else task.train,
+        validation=(
+            task.validation[: lim.validation_limit]
+            if lim.validation_limit is not None
+            else task.validation
+        ),
+        test=task.test[: lim.test_limit] if lim.test_limit is not None else task.test,
+    )
+    teacher, tokenizer = get_teacher(
+        cfg.model, cfg.task, seed=cfg.seed, epochs=cfg.teacher_epochs, progress=progress
+    )
+    teacher.eval()
+    torch.manual_seed(cfg.seed)
+    if spec.is_empty:
+        model = teacher
+    else:
+        model = compress(
+            teacher,
+            spec,
+            teacher=teacher,
+            tokenizer=tokenizer,
+            task=task,
+            seed=cfg.seed,
+            progress=progress,
+        ).model
+    model.eval()
+    accuracy = float(evaluate(model, tokenizer, task.validation, max_length=cfg.seq_len))
+    if cand.accuracy is not None and abs(accuracy - cand.accuracy) > 1e-6:
+        _log.warning(
+            "rebuilt trial %d has validation accuracy %.4f, stored %.4f",
+            trial,
+            accuracy,
+            cand.accuracy,
+        )
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    save_compressed(model, out / "hf", tokenizer=tokenizer, spec=spec)
+    files["hf"] = out / "hf"
+    onnx_path = export_onnx(model, out / "model.onnx", seq_len=cfg.seq_len, spec=spec)
+    files["onnx"] = onnx_path
+    onnx_files = [onnx_path]
+    if 8 in model_stats(model).layer_bits.values():
+        calibration = make_batches(
+            tokenizer, task.train[:64], batch_size=16, max_length=cfg.seq_len
+        )
+        int8 = export_onnx(
+            model,
+            out / "model.int8.onnx",
+            seq_len=cfg.seq_len,
+            int8_qdq=True,
+            calibration=calibration,
+            spec=spec,
+        )
+        files["onnx_int8"] = int8
+        onnx_files.append(int8)
+    test_acc = {
+        p.name: float(onnx_accuracy(p, tokenizer, task.test, cfg.seq_len)) for p in onnx_files
+    }
+    prediction = predict(onnx_path, device).to_dict(kernels=False)
+    lib, linked = build_tvm(onnx_path, device, out / "tvm")
+    files["tvm"] = out / "tvm"
+
+    result = ExportResult(
+        study=study,
+        trial=trial,
+        device=device,
+        out=out,
+        files=files,
+        stored_accuracy=cand.accuracy,
+        reproduced_accuracy=accuracy,
+        stored_test_accuracy=cand.test_accuracy,
+        onnx_test_accuracy=test_acc,
+        predicted=prediction,
+        tvm_library=lib,
+        tvm_linked=linked,
+        spec=dict(cand.spec),
+    )
+    card = out / "README.md"
+    card.write_text(
+        model_card(srec, cand, result, model=cfg.model, task=cfg.task, seq_len=cfg.seq_len)
+    )
+    files["card"] = card
+    if record:
+        for kind, path in files.items():
+            digest, size = _sha256(path)
+            st.add_artifact(
+                storage,
+                candidate_id=cand.id,
+                kind="onnx" if kind == "onnx_int8" else kind,  # type: ignore[arg-type]
+                path=str(path.resolve()),
+                sha256=digest,
+                bytes=size,
+            )
+    return result
+
+
+def _fmt(value: Any, pattern: str = "{:.4f}") -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def model_card(
+    study: StudyRecord,
+    cand: CandidateRecord,
+    result: ExportResult,
+    *,
+    model: str,
+    task: str,
+    seq_len: int,
+) -> str:
+    """The README.md of an export: what it is, its numbers, and how to load each file."""
+    from paretoedge._plot import spec_summary
+
+    pred = result.predicted
+    violations = list(pred.get("violations") or [])
+    fits = "yes" if not violations else "no: " + "; ".join(violations)
+    stored = cand.metrics_for(result.device)
+    what = f"baseline `{cand.baseline_name}`" if cand.is_baseline else spec_summary(cand.spec)
+    spec_rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(cand.spec.items())) or (
+        "| (none) | uncompressed |"
+    )
+    test_rows = "\n".join(f"| `{k}` | {v:.4f} |" for k, v in result.onnx_test_accuracy.items())
+    lib = result.tvm_library.name
+    if result.tvm_linked:
+        tvm_howto = f"""```python
+from pathlib import Path
+from paretoedge.export import load_tvm_library
+run = load_tvm_library(Path("tvm"))   # {lib} + params.npz + inputs.json
+logits = run(input_ids=ids, attention_mask=mask, token_type_ids=types)
+```"""
+    else:
+        tvm_howto = (
+            f"`tvm/{lib}` holds the object files built for `{result.device}`'s target "
+            "(see `tvm/inputs.json`); link them on the device, e.g. "
+            "`tvm.runtime.load_module` after `tvm.contrib.cc.create_shared` with the device's "
+            "compiler, then call `main(*inputs, *params)` with `params.npz` in order."
+        )
+    return f"""# {study.name} / trial {cand.trial_number} for {result.device}
+
+Compressed `{model}` for task `{task}`: {what}.
+Exported by `paretoedge export {study.name} {cand.trial_number} --device {result.device}`
+from study `{study.name}` (seed {study.seed}), rebuilt from the stored configuration.
+
+## Configuration
+
+| key | value |
+|---|---|
+{spec_rows}
+
+## Metrics
+
+| metric | value |
+|---|---|
+| validation accuracy (stored) | {_fmt(cand.accuracy)} |
+| validation accuracy (rebuilt model) | {result.reproduced_accuracy:.4f} |
+| test accuracy (stored) | {_fmt(cand.test_accuracy)} |
+| size | {_fmt(cand.size_bytes and cand.size_bytes / 1e6, "{:.3f} MB")} |
+| parameters | {_fmt(cand.parameters, "{:,}")} |
+| sparsity | {_fmt(cand.sparsity, "{:.3f}")} |
+| predicted latency on {result.device} | {pred.get("latency_ms", 0.0):.3f} ms |
+| stored latency on {result.device} | {_fmt(stored and stored.latency_ms, "{:.3f} ms")} |
+| predicted peak memory | {pred.get("peak_memory_bytes", 0) / 1e6:.3f} MB |
+| predicted energy | {_fmt(pred.get("energy_mj"), "{:.3f} mJ")} |
+| fits the device | {fits} |
+
+Test accuracy of the exported ONNX files (onnxruntime, CPU):
+
+| file | test accuracy |
+|---|---|
+{test_rows}
+
+## Files and how to load them
+
+- `hf/`: `paretoedge.compression.load_compressed("hf")` (pruned shapes and quantised
+  layers restored; plain `from_pretrained` cannot express them).
+- `model.onnx` (and `model.int8.onnx` when quantised):
+  `onnxruntime.InferenceSession("model.onnx")`, inputs `input_ids`, `attention_mask`,
+  `token_type_ids` of shape [1, {seq_len}] int64, output `logits`.
+- `tvm/{lib}`: TVM build for `{result.device}`.
+
+{tvm_howto}
+"""
