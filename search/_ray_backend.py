@@ -339,6 +339,9 @@ class StudySearcher(OptunaSearch):
                 # Heartbeats are recorded by the worker that runs the trial, not by ask().
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 self._ot_trials[trial_id] = self._ot_study.ask()
+            # A first heartbeat now: if the driver dies before a worker starts the trial,
+            # `resume` still sees it as stale, fails it and retries its parameters.
+            self._ot_study._storage.record_heartbeat(self._ot_trials[trial_id]._trial_id)
         ot_trial = self._ot_trials[trial_id]
         with quiet_optuna():
             self._suggest_from_define_by_run_func(self._space, ot_trial)

@@ -351,6 +351,97 @@ def test_backend_switch_resume(
     assert len(_evals(log)) == 6  # every trial evaluated exactly once
 
 
+_DRIVER = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {here!r})
+from _synthetic import SyntheticEvaluator
+from paretoedge.search import parse_config
+from paretoedge.search._controller import SearchRunner
+from paretoedge.search._ray_backend import RayBackend
+config = parse_config(json.loads(Path(sys.argv[1]).read_text()), check_names=False)
+runner = SearchRunner(config, storage_url=sys.argv[2], evaluator_factory=SyntheticEvaluator,
+                      artifacts_dir=Path(sys.argv[1]).parent / "artifacts",
+                      heartbeat_interval=1, grace_period=3)
+runner.run(backend=RayBackend(address=sys.argv[3], workers=2))
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_driver_killed_then_resume(
+    ray_cluster: Any, cluster_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL the Ray driver mid-study; `resume` (here on the local backend) finishes the
+    budget from the database: completed candidates are kept as they were, the interrupted
+    ones are failed as stale and their parameters retried."""
+    import subprocess
+
+    import optuna
+
+    config = synthetic_config(sampler={"name": "random"}, budget={"trials": 6})
+    cfg_path = tmp_path / "study.json"
+    cfg_path.write_text(json.dumps(config.to_dict()))
+    script = tmp_path / "driver.py"
+    script.write_text(_DRIVER.format(here=str(HERE)))
+    db = tmp_path / "study.db"
+    url = f"sqlite:///{db}"
+    env = {**os.environ, "PE_TEST_SLEEP": "1.5"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(cfg_path), url, ray_cluster.address],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    def rows() -> dict[int, tuple]:
+        return _candidates(db) if db.exists() else {}
+
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(sqlite3.OperationalError):
+                r = rows()
+                if sum(v[0] == "complete" for v in r.values()) >= 2 and any(
+                    v[0] == "running" for v in r.values()
+                ):
+                    break
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    before = rows()
+    complete_before = {n: r for n, r in before.items() if r[0] == "complete"}
+    assert len(complete_before) >= 2
+
+    time.sleep(5)  # the orphaned trials' heartbeats go stale (grace period 3 s)
+    runner = _runner(config, url, tmp_path, resume=True)
+    summary = runner.run()
+
+    after = rows()
+    for n, row in complete_before.items():
+        assert after[n] == row  # kept, not recomputed
+    assert summary.trials_complete == 6
+    assert sum(r[0] == "complete" for r in after.values()) == 6
+    states = {t.number: t.state for t in runner.study.trials}
+    assert all(
+        s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+        for s in states.values()
+    )
+    for t in runner.study.trials:
+        if t.state == optuna.trial.TrialState.FAIL:
+            assert after[t.number][0] == "failed"
+            retried = [
+                u for u in runner.study.trials if u.system_attrs.get("failed_trial") == t.number
+            ]
+            assert len(retried) == 1 and retried[0].state == optuna.trial.TrialState.COMPLETE
+            assert after[retried[0].number][1] == after[t.number][1]  # same spec
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_worker_node_removed_mid_study(
