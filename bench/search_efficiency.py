@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SPACE: dict[str, Any] = {
-    "prune.sparsity": {"low": 0.0, "high": 0.75, "step": 0.25},
+    "prune.sparsity": {"low": 0.0, "high": 0.8, "step": 0.4},
     "ffn.keep": [1.0, 0.5],
     "quant.bits": [32, 8, 4],
     "quant.scheme": {"choices": ["uniform", "cluster"], "when": {"quant.bits": 4}},
@@ -201,7 +201,7 @@ def drop_pg(url: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--trials", type=int, default=12, help="trial budget per study")
+    ap.add_argument("--trials", type=int, default=10, help="trial budget per study")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--overhead-trials", type=int, default=40)
     ap.add_argument("--devices", default="", help="comma-separated (default: first two)")
@@ -231,8 +231,8 @@ def main() -> None:
         for sampler in ("nsga2", "tpe", "random"):
             ratios: dict[str, list[float]] = {d: [] for d in devices}
             for seed in range(args.seeds):
-                url = f"sqlite:///{tmp}/{sampler}-{seed}.db"
-                evs, _ = run_sampler(devices, table, sampler, seed, args.trials, url)
+                db = f"sqlite:///{tmp}/{sampler}-{seed}.db"
+                evs, _ = run_sampler(devices, table, sampler, seed, args.trials, db)
                 for d in devices:
                     ratios[d].append(front_hv(config, d, evs, refs[d]) / best[d])
             cells = [
@@ -246,7 +246,9 @@ def main() -> None:
         n = args.overhead_trials
         for label in ("sqlite", "postgresql"):
             for gc_on in (True, False):
-                url = f"sqlite:///{tmp}/overhead-{gc_on}.db" if label == "sqlite" else pg_url()
+                url: str | None = (
+                    f"sqlite:///{tmp}/overhead-{gc_on}.db" if label == "sqlite" else pg_url()
+                )
                 if url is None:
                     print("  postgresql: not reachable on 127.0.0.1:5432, skipped")
                     break

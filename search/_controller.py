@@ -39,7 +39,7 @@ from paretoedge.search._space import baseline_flat, baseline_params, candidate_f
 if TYPE_CHECKING:
     import optuna
 
-    from paretoedge.storage import CandidateRecord, Storage
+    from paretoedge.storage import CandidateRecord, Storage, StudyStatus
 
 _log = logging.getLogger(__name__)
 
@@ -575,7 +575,7 @@ class SearchRunner:
         timeout = timeout if timeout is not None else budget.timeout_s
         be = get_backend(backend) if isinstance(backend, str) else backend
         st.set_study_status(self.storage, study=self.name, status="running")
-        status = "stopped"
+        status: StudyStatus = "stopped"
         try:
             if remaining is None or remaining > 0:
                 if self.progress:
@@ -632,7 +632,7 @@ class SearchRunner:
         )
 
 
-def _final_status(runner: SearchRunner, study: optuna.Study) -> str:
+def _final_status(runner: SearchRunner, study: optuna.Study) -> StudyStatus:
     import optuna
 
     trials = runner.config.budget.trials
