@@ -104,3 +104,84 @@ def test_cli_reports_config_errors_in_one_line(
     assert main(["search", "quickstart", "--set", "budget.trials=0"]) == 2
     assert "budget.trials" in capsys.readouterr().err
     assert main(["resume", "no-such-study", "--storage", f"sqlite:///{tmp_path}/x.db"]) == 2
+
+
+@pytest.mark.slow
+def test_sigkill_real_cli_mid_trial_then_resume(
+    tmp_path: Path, devices: list[str], shared_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same kill/resume contract as test_resume_kill.py, on the real pipeline and CLI."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from paretoedge.search._controller import GRACE_PERIOD_S
+
+    cfg = _study(tmp_path, devices)
+    doc = yaml.safe_load(cfg.read_text())
+    doc["devices"] = devices[:1]
+    cfg.write_text(yaml.safe_dump(doc))
+    db = tmp_path / "pe.db"
+    url = f"sqlite:///{db}"
+
+    def rows() -> list[tuple]:
+        if not db.exists():
+            return []
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        try:
+            return con.execute(
+                "SELECT trial_number, state, accuracy, created_at, spec FROM pe_candidates "
+                "ORDER BY trial_number"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            con.close()
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "paretoedge.cli",
+            "search",
+            str(cfg),
+            "--storage",
+            url,
+            "--no-progress",
+        ],
+        env={**os.environ, "PARETOEDGE_HOME": str(shared_home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        end = time.monotonic() + 600
+        while time.monotonic() < end:
+            r = rows()
+            if sum(x[1] == "complete" for x in r) >= 2 and any(x[1] == "running" for x in r):
+                break
+            assert proc.poll() is None, proc.stderr.read()[-3000:] if proc.stderr else ""
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    before = rows()
+    complete_before = {x[0]: x for x in before if x[1] == "complete"}
+    killed = [x for x in before if x[1] == "running"]
+    assert len(killed) == 1 and len(complete_before) >= 2, before
+
+    time.sleep(GRACE_PERIOD_S + 1)  # the dead trial's heartbeat goes stale
+    assert main(["resume", "tiny", "--storage", url, "--no-progress", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    after = rows()
+    complete_after = {x[0]: x for x in after if x[1] == "complete"}
+    for n, row in complete_before.items():
+        assert complete_after[n] == row  # kept, not recomputed
+    assert {x[0]: x[1] for x in after}[killed[0][0]] == "failed"
+    assert killed[0][4] in {x[4] for x in complete_after.values()}  # retried
+    assert out["trials_complete"] == len(complete_after) == 5
