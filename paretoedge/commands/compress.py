@@ -41,12 +41,14 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return flat
 
 
-def _load_start_model(model: str, task_name: str, *, finetune: bool, seed: int, progress: bool):
+def _load_start_model(
+    model: str, task_name: str, *, finetune: bool, seed: int, progress: bool, limit: int | None
+):
     from paretoedge.compression._compose import STRUCTURE_FILE, load_compressed
     from paretoedge.models import load_model, load_tokenizer
     from paretoedge.tasks import load_task
 
-    task = load_task(task_name)
+    task = load_task(task_name, limit=limit)
     path = Path(model).expanduser()
     if (path / STRUCTURE_FILE).is_file():
         return load_compressed(path), load_tokenizer(str(path)), task, None
@@ -75,6 +77,9 @@ def compress_command(
         True, "--finetune/--no-finetune", help="Fine-tune MODEL on TASK first (cached)."
     ),
     seq_len: int = typer.Option(64, "--seq-len", help="Static sequence length of the ONNX."),
+    limit: int | None = typer.Option(
+        None, "--limit", help="Use only the first N examples of each split (quick runs)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Compress MODEL for TASK with the --set transforms; write HF + ONNX files to --out."""
@@ -93,6 +98,7 @@ def compress_command(
         finetune=finetune,
         seq_len=seq_len,
         progress=not as_json,
+        limit=limit,
     )
     result["total_wall_s"] = round(time.perf_counter() - start, 2)
     (out / "paretoedge_result.json").write_text(json.dumps(result, indent=2))
@@ -112,13 +118,14 @@ def run_compress(
     finetune: bool = True,
     seq_len: int = 64,
     progress: bool = False,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Do what the command does; returns the printed numbers (also for tests and bench)."""
     from paretoedge.compression import compress, export_onnx, model_stats, save_compressed
     from paretoedge.training import evaluate, make_batches
 
     start_model, tokenizer, task, info = _load_start_model(
-        model, task_name, finetune=finetune, seed=seed, progress=progress
+        model, task_name, finetune=finetune, seed=seed, progress=progress, limit=limit
     )
     before = model_stats(start_model)
     result = compress(

@@ -62,6 +62,8 @@ def test_compress_writes_model_onnx_and_reports(tmp_path, capsys):
             str(out),
             "--seq-len",
             "32",
+            "--limit",
+            "64",
         ]
     )
     assert code == 0
@@ -96,6 +98,8 @@ def test_compress_writes_model_onnx_and_reports(tmp_path, capsys):
             "quant.bits=16",
             "--out",
             str(tmp_path / "again"),
+            "--limit",
+            "64",
         ]
     )
     assert code == 0
