@@ -75,17 +75,20 @@ def build_table(devices: list[str], cache: Path) -> dict[str, Any]:
         enumerate_space,
         parse_config,
     )
+    from paretoedge.search._controller import normalize_flat
     from paretoedge.search._evaluator import PipelineEvaluator, spec_key
 
     config = parse_config(study_doc(devices, sampler="random", trials=1, seed=0))
     cache.parent.mkdir(parents=True, exist_ok=True)
+    raw: dict[str, Any] = {}
     if cache.is_file():
-        raw = json.loads(cache.read_text())
-    else:
-        raw = {}
+        for key, value in json.loads(cache.read_text()).items():
+            raw[spec_key(normalize_flat(json.loads(key)))] = value
     ev = PipelineEvaluator(config)
     flats = [candidate_flat(config, p) for p in enumerate_space(config.space)]
     flats += [dict(f) for f in BASELINE_SPECS.values()]
+    # the controller hands evaluators the normalised spec; key the table the same way
+    flats = [normalize_flat(f) for f in flats]
     todo = [f for f in flats if spec_key(f) not in raw]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -373,7 +373,7 @@ class SearchRunner:
         cfg = self.config
         baseline = trial.user_attrs.get(BASELINE_ATTR)
         params = suggest(trial, cfg.space)
-        flat = baseline_flat(baseline) if baseline else candidate_flat(cfg, params)
+        flat = normalize_flat(baseline_flat(baseline) if baseline else candidate_flat(cfg, params))
         number = trial.number
         st.upsert_candidate(
             self.storage,
@@ -642,6 +642,18 @@ def _final_status(runner: SearchRunner, study: optuna.Study) -> StudyStatus:
     if done == 0 and _count(study, (optuna.trial.TrialState.FAIL,)) > 0:
         return "failed"
     return "stopped"
+
+
+def normalize_flat(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat spec as ``CompressionSpec.to_flat()`` writes it (every field of every enabled
+    transform), so stored specs are complete and compare equal across runs. An invalid spec
+    is returned as given; evaluating it fails the trial with the compression config's error."""
+    from paretoedge.compression import CompressionSpec
+
+    try:
+        return CompressionSpec.from_flat(flat).to_flat()
+    except ConfigError:
+        return dict(flat)
 
 
 def _count(study: optuna.Study, states: tuple[Any, ...]) -> int:
