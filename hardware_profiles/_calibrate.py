@@ -21,7 +21,7 @@ import numpy as np
 
 from paretoedge.errors import ConfigError, DataError
 
-from ._cost import features, lower_cached
+from ._cost import RESTREAM_LEVELS, features, lower_cached
 from ._graph import prepare
 from ._profile import KERNEL_KINDS, DeviceProfile
 
@@ -62,6 +62,7 @@ def feature_rows(paths: list[Path], profile: DeviceProfile) -> list[dict[str, fl
 def predict_from_features(row: dict[str, float], profile: DeviceProfile) -> float:
     """Latency in ms of a feature row under ``profile``'s factors (same model as predict)."""
     s = sum(row[k] * profile.kernel_scale[k] for k in KERNEL_KINDS)
+    s += sum(row[f"restream_{lv}"] / profile.restream_gbs[lv] for lv in RESTREAM_LEVELS)
     s += row["kernels"] * profile.launch_overhead_us * 1e-6 + profile.call_overhead_us * 1e-6
     return s * 1e3
 
@@ -86,8 +87,17 @@ def fit_profile(
     for m in measured_ms:
         if not (m > 0 and math.isfinite(m)):
             raise ConfigError("latency_ms", m, "a positive number")
-    cols = [*KERNEL_KINDS, "kernels", "call"]
-    a = np.array([[r[k] * 1e3 for k in KERNEL_KINDS] + [r["kernels"] * 1e-3, 1e-3] for r in rows])
+    levels = [f"restream_{lv}" for lv in RESTREAM_LEVELS]
+    cols = [*KERNEL_KINDS, "kernels", "call", *levels]
+    # units: ms per (roofline ms), ms per us of overhead, ms per (GB / (GB/s))
+    a = np.array(
+        [
+            [r[k] * 1e3 for k in KERNEL_KINDS]
+            + [r["kernels"] * 1e-3, 1e-3]
+            + [r[c] * 1e3 for c in levels]
+            for r in rows
+        ]
+    )
     y = np.array(measured_ms)
     # kinds without any work in the data set cannot be fitted; they keep the prior
     active = [j for j in range(len(cols)) if np.any(a[:, j] > 0)]
@@ -98,10 +108,16 @@ def fit_profile(
     for j, kind in enumerate(KERNEL_KINDS):
         if j in active:
             scale[kind] = max(float(x[j]), _MIN_SCALE)
+    restream = dict(profile.restream_gbs)
+    for j, lv in enumerate(RESTREAM_LEVELS, start=len(KERNEL_KINDS) + 2):
+        if j in active:
+            # a level whose re-reads cost nothing measurable gets a very high bandwidth
+            restream[lv] = 1.0 / float(x[j]) if x[j] > 1e-6 else 1e6
     fitted = dataclasses.replace(
         profile,
         name=name or profile.name,
         kernel_scale=scale,
+        restream_gbs=restream,
         launch_overhead_us=float(x[len(KERNEL_KINDS)]),
         call_overhead_us=float(x[len(KERNEL_KINDS) + 1]),
     )

@@ -2,7 +2,11 @@
 
 Per kernel (from the target's lowered TIR, see :mod:`._lower`)::
 
-    t_k = max(work_k / peak[dtype_k], bytes_k / bandwidth) * kernel_scale[kind_k] + launch
+    t_k = max(work_k / peak[dtype_k], bytes_k / bandwidth) * kernel_scale[kind_k]
+          + restream_bytes_k / restream_bandwidth[level_k] + launch
+
+(the re-stream term is zero for runtimes with tiled matmuls; for untuned TVM loop nests it
+is the weight re-read once per output row from the cache level that holds it)
 
 and latency = sum of t_k + one call overhead. ``work`` is TVM's TIR FLOP estimate; ``bytes``
 are the kernel's arguments and result at their stored width. TVM legalizes quantized graphs
@@ -19,6 +23,7 @@ threshold, where sparse kernels pay off.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +123,10 @@ def stored_weight_bytes(w: WeightInfo, profile: DeviceProfile) -> float:
     return body + extra
 
 
+RESTREAM_LEVELS = ("l2", "l3", "dram")
+_LINE_BYTES = 64
+
+
 @dataclass(frozen=True)
 class _KernelWork:
     kind: str
@@ -125,6 +134,46 @@ class _KernelWork:
     ops: float
     int8_extra_ops: float
     bytes: float
+    restream: dict[str, float]
+
+
+def _restream(
+    k: KernelRecord, weight_bits: float | None, profile: DeviceProfile
+) -> dict[str, float]:
+    """Bytes an untuned matmul re-reads of its B operand, by the cache level holding B."""
+    out = dict.fromkeys(RESTREAM_LEVELS, 0.0)
+    if profile.schedule != "naive" or k.kind != "matmul":
+        return out
+    mats = [a for a in k.args if len(a.shape) >= 2]
+    if len(mats) < 2:
+        return out
+    a, b = mats[0], mats[1]
+    kdim, ndim = b.shape[-2], b.shape[-1]
+    m = a.shape[-2]
+    batch = max(1, b.numel // max(1, kdim * ndim))
+    elem = (weight_bits / 8) if weight_bits is not None else dtype_bytes(b.dtype)
+    b_bytes = kdim * ndim * elem
+    l1 = profile.cache_kb.get("l1d", 32) * 1024
+    ways = int(profile.cache_kb.get("l1d_ways", 8))
+    sets = max(1, int(l1 // (_LINE_BYTES * ways)))
+    # walking a column of B touches K lines N*elem bytes apart; with a power-of-two stride
+    # they fall into few L1 sets (conflict misses), so the usable L1 lines are fewer
+    row_bytes = ndim * elem
+    if row_bytes % _LINE_BYTES == 0:
+        usable = ways * (sets // math.gcd(int(row_bytes // _LINE_BYTES), sets))
+    else:
+        usable = ways * sets
+    column_fits = kdim <= usable
+    line_factor = 1.0 if column_fits else _LINE_BYTES / elem
+    if column_fits and b_bytes <= l1:
+        return out
+    level = "dram"
+    if b_bytes <= profile.cache_kb.get("l2", 0) * 1024:
+        level = "l2"
+    elif b_bytes <= profile.cache_kb.get("l3", 0) * 1024:
+        level = "l3"
+    out[level] = batch * m * b_bytes * line_factor
+    return out
 
 
 def _kernel_work(
@@ -157,7 +206,12 @@ def _kernel_work(
             dtype = "fp16"
         if _sparse_pays(weight, profile):
             ops = ops * min(1.0, (1 - weight.sparsity) * profile.sparse_overhead)
-    return _KernelWork(k.kind, dtype, ops, extra, nbytes)
+    restream = _restream(k, None if weight is None else weight.bits, profile)
+    return _KernelWork(k.kind, dtype, ops, extra, nbytes, restream)
+
+
+def _restream_s(work: _KernelWork, profile: DeviceProfile) -> float:
+    return sum(work.restream[lv] / (profile.restream_gbs[lv] * 1e9) for lv in RESTREAM_LEVELS)
 
 
 def _roofline_s(work: _KernelWork, profile: DeviceProfile) -> float:
@@ -170,14 +224,18 @@ def _roofline_s(work: _KernelWork, profile: DeviceProfile) -> float:
 def features(
     lowered: LoweredGraph, weights: dict[str, WeightInfo], profile: DeviceProfile
 ) -> dict[str, float]:
-    """Roofline seconds per kernel kind and the kernel count: the regressors of calibration."""
+    """Regressors of calibration: roofline seconds per kernel kind, re-streamed GB per cache
+    level (naive schedules) and the kernel count."""
     out = {kind: 0.0 for kind in KERNEL_KINDS}
+    out.update({f"restream_{lv}": 0.0 for lv in RESTREAM_LEVELS})
     n = 0
     for k in lowered.kernels:
         if k.weight_dequantize:
             continue
         work = _kernel_work(k, weights, profile)
         out[work.kind] += _roofline_s(work, profile)
+        for lv in RESTREAM_LEVELS:
+            out[f"restream_{lv}"] += work.restream[lv] / 1e9
         n += 1
     out["kernels"] = float(n)
     return out
@@ -217,7 +275,7 @@ def cost(
             continue
         work = _kernel_work(k, weights, profile)
         t = _roofline_s(work, profile) * profile.kernel_scale[work.kind]
-        t += profile.launch_overhead_us * 1e-6
+        t += _restream_s(work, profile) + profile.launch_overhead_us * 1e-6
         kernel_rows.append((k, work, t))
     total_s = sum(t for _, _, t in kernel_rows) + profile.call_overhead_us * 1e-6
     kernels = tuple(

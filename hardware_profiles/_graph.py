@@ -27,7 +27,7 @@ from paretoedge.errors import LoweringError
 _FOLD_MAX_IN = 4096
 _FOLD_MAX_OUT = 1 << 16
 _NO_FOLD = {"DequantizeLinear", "QuantizeLinear", "DynamicQuantizeLinear"}
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ def kernel_kind(name: str) -> str:
 
 @dataclass(frozen=True)
 class ArgRecord:
+    shape: tuple[int, ...]
     numel: int
     dtype: str
     weight: str | None
@@ -118,7 +119,7 @@ class KernelRecord:
             name=d["name"],
             kind=d["kind"],
             flops=float(d["flops"]),
-            args=tuple(ArgRecord(**a) for a in d["args"]),
+            args=tuple(ArgRecord(**(a | {"shape": tuple(a["shape"])})) for a in d["args"]),
             out_numel=int(d["out_numel"]),
             out_dtype=d["out_dtype"],
             weight_dequantize=bool(d["weight_dequantize"]),
@@ -292,6 +293,7 @@ def _extract(fm) -> tuple[list[KernelRecord], int]:
             origins = []
             for a in value.args[1].fields:
                 numel = _numel(a.ty)
+                shape = _shape(a.ty) or ()
                 dtype = str(a.ty.dtype.dtype) if hasattr(a.ty.dtype, "dtype") else str(a.ty.dtype)
                 if isinstance(a, relax.Var):
                     w, dq = origin.get(a.name, (None, False))
@@ -299,7 +301,9 @@ def _extract(fm) -> tuple[list[KernelRecord], int]:
                 else:
                     w, dq = None, False
                 origins.append((w, dq))
-                arg_records.append(ArgRecord(numel=numel, dtype=dtype, weight=w, via_dequantize=dq))
+                arg_records.append(
+                    ArgRecord(shape=shape, numel=numel, dtype=dtype, weight=w, via_dequantize=dq)
+                )
             out_ty = binding.var.ty
             out_numel = _numel(out_ty)
             out_dtype = (

@@ -52,6 +52,13 @@ class _Sparse(BaseModel):
     index_bytes: float = Field(ge=0)
 
 
+class _Restream(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    l2: float = Field(gt=0)
+    l3: float = Field(gt=0)
+    dram: float = Field(gt=0)
+
+
 class _Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ram_mb: float | None = Field(default=None, gt=0)
@@ -87,6 +94,8 @@ class _ProfileSchema(BaseModel):
     subbyte: _SubByte
     memory_bandwidth_gbs: float = Field(gt=0)
     cache_kb: dict[str, float]
+    schedule: Literal["tiled", "naive"]
+    restream_gbs: _Restream
     launch_overhead_us: float = Field(ge=0)
     call_overhead_us: float = Field(ge=0)
     sparse: _Sparse
@@ -110,6 +119,11 @@ class DeviceProfile:
         subbyte_mode / unpack_ops_per_weight: How weights under 8 bits are computed: unpacked
             to int8 at that many extra ops per weight, or natively.
         memory_bandwidth_gbs: Sustained DRAM bandwidth in GB/s.
+        schedule: ``tiled`` (the runtime blocks matmuls for cache reuse: only compulsory
+            traffic) or ``naive`` (untuned loop nests: the weight operand is re-read once per
+            output row, from the cache level that holds it, a whole cache line per element
+            when a column does not stay in L1).
+        restream_gbs: Effective bandwidth of those re-reads per level (l2, l3, dram).
         launch_overhead_us: Cost of launching one kernel; call_overhead_us: one inference.
         sparse_threshold / sparse_overhead / sparse_index_bytes: Unstructured sparsity pays only
             at or above the threshold; then work is ``density * overhead`` of dense and each
@@ -133,6 +147,8 @@ class DeviceProfile:
     unpack_ops_per_weight: float
     memory_bandwidth_gbs: float
     cache_kb: dict[str, float]
+    schedule: str
+    restream_gbs: dict[str, float]
     launch_overhead_us: float
     call_overhead_us: float
     sparse_threshold: float
@@ -169,6 +185,8 @@ class DeviceProfile:
             },
             "memory_bandwidth_gbs": self.memory_bandwidth_gbs,
             "cache_kb": dict(self.cache_kb),
+            "schedule": self.schedule,
+            "restream_gbs": dict(self.restream_gbs),
             "launch_overhead_us": self.launch_overhead_us,
             "call_overhead_us": self.call_overhead_us,
             "sparse": {
@@ -203,6 +221,8 @@ def _from_schema(s: _ProfileSchema, source: str) -> DeviceProfile:
         unpack_ops_per_weight=s.subbyte.unpack_ops_per_weight,
         memory_bandwidth_gbs=s.memory_bandwidth_gbs,
         cache_kb=dict(s.cache_kb),
+        schedule=s.schedule,
+        restream_gbs=s.restream_gbs.model_dump(),
         launch_overhead_us=s.launch_overhead_us,
         call_overhead_us=s.call_overhead_us,
         sparse_threshold=s.sparse.threshold,

