@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from paretoedge.api._deps import WRITES_DISABLED
@@ -37,6 +40,15 @@ def status_of(exc: ParetoEdgeError) -> int:
     if isinstance(exc, MissingExtraError):
         return 501
     return 400
+
+
+def _safe(value: Any) -> Any:
+    """``value`` if it is plain finite JSON, else its ``repr`` (cut to 200 characters)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value if not isinstance(value, str) else value[:200]
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return repr(value)[:200]
 
 
 def create_app(
@@ -89,6 +101,22 @@ def create_app(
     app.state.jobs = JobManager(url, jobs_root)  # the unmasked URL: the child needs it
     app.include_router(read)
     app.include_router(write)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI echoes each bad input back; a body such as ``Infinity`` (Python's JSON
+        # parser accepts it) cannot be encoded in the response, so values become strings.
+        detail = [
+            {
+                "type": e.get("type"),
+                "loc": list(e.get("loc", ())),
+                "msg": e.get("msg"),
+                **({"input": _safe(e["input"])} if "input" in e else {}),
+                **({"ctx": {k: _safe(v) for k, v in e["ctx"].items()}} if e.get("ctx") else {}),
+            }
+            for e in exc.errors()
+        ]
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.exception_handler(ParetoEdgeError)
     async def _paretoedge_error(_request: Request, exc: ParetoEdgeError) -> JSONResponse:

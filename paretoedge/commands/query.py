@@ -147,16 +147,20 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
+        shown = f", first {len(rows)} shown" if len(rows) < page.total else ""
         table = Table(
-            title=f"{name}: Pareto front on {device} ({page.total} match, sorted by {sort})"
+            title=f"{name}: Pareto front on {device} ({page.total} match{shown}, by {sort})"
         )
         for col in ("trial", "config", "val acc", "test acc", "latency ms", "size MB", "fits"):
             table.add_column(col, justify="left" if col == "config" else "right")
         for r in rows:
-            config = f"[bold]baseline {r['baseline']}[/] " if r["baseline"] else ""
+            config = r["config"]
+            if r["baseline"]:
+                same = config in (r["baseline"], "uncompressed")
+                config = f"[bold]baseline {r['baseline']}[/]" + ("" if same else f" ({config})")
             table.add_row(
                 str(r["trial"]),
-                config + r["config"],
+                config,
                 _num(r["accuracy"]),
                 _num(r["test_accuracy"]),
                 f"{r['latency_ms']:.3f}",
