@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -291,6 +292,18 @@ def export_candidate(
         p.name: float(onnx_accuracy(p, tokenizer, task.test, cfg.seq_len)) for p in onnx_files
     }
     prediction = predict(onnx_path, device).to_dict(kernels=False)
+    stored = cand.metrics_for(device)
+    if stored is not None and not math.isclose(
+        stored.latency_ms, prediction["latency_ms"], rel_tol=0.01
+    ):
+        _log.warning(
+            "the hardware model now predicts %.3f ms for trial %d on %s; the study stored "
+            "%.3f ms (the device profile or cost model changed since the search)",
+            prediction["latency_ms"],
+            trial,
+            device,
+            stored.latency_ms,
+        )
     lib, linked = build_tvm(onnx_path, device, out / "tvm")
     files["tvm"] = out / "tvm"
 
@@ -348,6 +361,14 @@ def model_card(
     violations = list(pred.get("violations") or [])
     fits = "yes" if not violations else "no: " + "; ".join(violations)
     stored = cand.metrics_for(result.device)
+    drift = ""
+    if stored is not None and not math.isclose(
+        stored.latency_ms, pred.get("latency_ms", 0.0), rel_tol=0.01
+    ):
+        drift = (
+            "The predicted and stored latencies differ: the device profile or the cost "
+            "model changed after the search; the prediction is today's.\n\n"
+        )
     what = f"baseline `{cand.baseline_name}`" if cand.is_baseline else spec_summary(cand.spec)
     spec_rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(cand.spec.items())) or (
         "| (none) | uncompressed |"
@@ -396,7 +417,7 @@ from study `{study.name}` (seed {study.seed}), rebuilt from the stored configura
 | predicted energy | {_fmt(pred.get("energy_mj"), "{:.3f} mJ")} |
 | fits the device | {fits} |
 
-Test accuracy of the exported ONNX files (onnxruntime, CPU):
+{drift}Test accuracy of the exported ONNX files (onnxruntime, CPU):
 
 | file | test accuracy |
 |---|---|
