@@ -37,7 +37,7 @@ def _resolve_model(model: str, seq_len: int, batch: int) -> Path:
             raise LoweringError(f"ONNX file {model!r} does not exist")
         return path
     try:
-        from paretoedge.compression import export_onnx  # type: ignore[attr-defined]
+        from paretoedge.compression import export_onnx
         from paretoedge.models import load_model
     except ImportError:
         raise ConfigError(
@@ -220,7 +220,6 @@ def register(app: typer.Typer) -> None:
             f"fit on {report.n} models: MAPE {report.mape:.2f}%, "
             f"Kendall tau {report.kendall_tau:.3f}"
         )
-        if get_settings().devices_dir is None or Path(output).parent != Path(
-            get_settings().devices_dir
-        ):
+        devices_dir = get_settings().devices_dir
+        if devices_dir is None or Path(output).parent != Path(devices_dir):
             c.print(f"use it with PARETOEDGE_DEVICES_DIR={Path(output).parent}")

@@ -226,7 +226,7 @@ def features(
 ) -> dict[str, float]:
     """Regressors of calibration: roofline seconds per kernel kind, re-streamed GB per cache
     level (naive schedules) and the kernel count."""
-    out = {kind: 0.0 for kind in KERNEL_KINDS}
+    out: dict[str, float] = {str(kind): 0.0 for kind in KERNEL_KINDS}
     out.update({f"restream_{lv}": 0.0 for lv in RESTREAM_LEVELS})
     n = 0
     for k in lowered.kernels:

@@ -58,7 +58,7 @@ class PreparedGraph:
 def _dtype_bits(onnx_dtype: int) -> int:
     from onnx import TensorProto
 
-    return {
+    table: dict[int, int] = {
         TensorProto.FLOAT: 32,
         TensorProto.FLOAT16: 16,
         TensorProto.BFLOAT16: 16,
@@ -70,7 +70,8 @@ def _dtype_bits(onnx_dtype: int) -> int:
         TensorProto.INT32: 32,
         TensorProto.INT64: 64,
         TensorProto.BOOL: 8,
-    }.get(onnx_dtype, 32)
+    }
+    return table.get(int(onnx_dtype), 32)
 
 
 def load_onnx(path: Path):  # -> onnx.ModelProto

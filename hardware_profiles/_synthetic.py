@@ -64,7 +64,7 @@ def make_bert_onnx(
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(seed)
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[call-arg]
         vocab_size=shape.vocab,
         hidden_size=shape.hidden,
         num_hidden_layers=shape.layers,
@@ -114,13 +114,13 @@ def make_bert_onnx(
     inits = {i.name: nh.to_array(i) for i in onnx_model.graph.initializer}
     layers = []
     for name, mod in linears.items():
-        w = mod.weight.detach().numpy()
+        wt = mod.weight.detach().numpy()
         found = None
         for iname, arr in inits.items():
-            if arr.shape == w.T.shape and np.array_equal(arr, w.T):
+            if arr.shape == wt.T.shape and np.array_equal(arr, wt.T):
                 found = iname
                 break
-            if arr.shape == w.shape and np.array_equal(arr, w):
+            if arr.shape == wt.shape and np.array_equal(arr, wt):
                 found = iname
                 break
         layers.append(

@@ -180,3 +180,15 @@ def test_cli_predict_json_and_table(
     assert main(["predict", str(tiny_onnx), "--device", "rpi4"]) == 0
     out = capsys.readouterr().out
     assert "latency" in out and "energy" in out and "matmul" in out
+
+
+def test_cli_predict_model_name_exports_through_compression(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("paretoedge.compression._export", reason="export_onnx not built yet")
+    code = main(["predict", "tiny-bert", "--device", "rpi4", "--seq-len", "16", "--json"])
+    assert code == 0, capsys.readouterr().err
+    d = json.loads(capsys.readouterr().out)
+    assert d["device"] == "rpi4" and d["latency_ms"] > 0
+    assert d["onnx"].endswith("tiny-bert-b1-s16.onnx")
+    onnx.checker.check_model(onnx.load(d["onnx"]))
