@@ -486,7 +486,7 @@ def upsert_candidate(
         ConfigError: Invalid values (the message names the field).
         NotFoundError: No such study.
     """
-    from sqlalchemy import and_, case, func
+    from sqlalchemy import and_, case, func, update
 
     _check_int("trial_number", trial_number)
     _check_choice("state", state, CANDIDATE_STATES)
@@ -537,7 +537,14 @@ def upsert_candidate(
                 **{k: func.coalesce(new[k], _CANDIDATES.c[k]) for k in measured},
             },
         ).returning(*_CANDIDATES.c)
-        return _candidate_record(session.execute(stmt).mappings().one())
+        row = session.execute(stmt).mappings().one()
+        # Keep the sort keys copied into pe_front equal to the candidate's values.
+        session.execute(
+            update(_FRONT)
+            .where(_FRONT.c.candidate_id == row["id"])
+            .values(accuracy=row["accuracy"], size_bytes=row["size_bytes"])
+        )
+        return _candidate_record(row)
 
     return storage.run(work)
 
@@ -666,7 +673,7 @@ def upsert_device_metrics_many(storage: Storage, *, metrics: Sequence[DeviceMetr
         ConfigError: Invalid values (the message names ``metrics[i].field``).
         NotFoundError: A candidate id does not exist.
     """
-    from sqlalchemy import select
+    from sqlalchemy import bindparam, select, update
 
     values = [_metrics_values(m, f"metrics[{i}].") for i, m in enumerate(metrics)]
     if not values:
@@ -688,8 +695,22 @@ def upsert_device_metrics_many(storage: Storage, *, metrics: Sequence[DeviceMetr
             index_elements=["candidate_id", "device"],
             set_={k: new[k] for k in values[0] if k not in ("candidate_id", "device")},
         )
+        sync = (
+            update(_FRONT)
+            .where(_FRONT.c.candidate_id == bindparam("cid"), _FRONT.c.device == bindparam("dev"))
+            .values(latency_ms=bindparam("lat"))
+        )
         for start in range(0, len(values), 500):
-            session.execute(stmt, values[start : start + 500])
+            chunk = values[start : start + 500]
+            session.execute(stmt, chunk)
+            # Keep the latency copied into pe_front equal to the metrics row.
+            session.execute(
+                sync,
+                [
+                    {"cid": v["candidate_id"], "dev": v["device"], "lat": v["latency_ms"]}
+                    for v in chunk
+                ],
+            )
         return len(values)
 
     return storage.run(work)
@@ -762,32 +783,47 @@ def replace_front(storage: Storage, *, study: str, device: str, ranks: Mapping[i
         # Locking the study row serialises concurrent replacements of its fronts: without
         # it, two PostgreSQL transactions could both delete and then both insert.
         study_id = _study_row(session, study, for_update=True)["id"]
-        if rows:
-            ids = [r["candidate_id"] for r in rows]
-            scored: set[int] = set()
-            for start in range(0, len(ids), 5000):
-                chunk = ids[start : start + 5000]
-                scored.update(
-                    session.execute(
-                        select(_METRICS.c.candidate_id)
-                        .join(_CANDIDATES, _CANDIDATES.c.id == _METRICS.c.candidate_id)
-                        .where(
-                            _CANDIDATES.c.study_id == study_id,
-                            _METRICS.c.device == device,
-                            _METRICS.c.candidate_id.in_(chunk),
-                        )
-                    ).scalars()
+        keys: dict[int, tuple[float, float | None, int | None]] = {}
+        ids = [r["candidate_id"] for r in rows]
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            found = session.execute(
+                select(
+                    _METRICS.c.candidate_id,
+                    _METRICS.c.latency_ms,
+                    _CANDIDATES.c.accuracy,
+                    _CANDIDATES.c.size_bytes,
                 )
-            bad = sorted(set(ids) - scored)
-            if bad:
-                raise StorageError(
-                    f"cannot rank candidates {', '.join(map(str, bad[:10]))} on {device!r}: "
-                    f"not candidates of study {study!r} with metrics on that device"
+                .join(_CANDIDATES, _CANDIDATES.c.id == _METRICS.c.candidate_id)
+                .where(
+                    _CANDIDATES.c.study_id == study_id,
+                    _METRICS.c.device == device,
+                    _METRICS.c.candidate_id.in_(chunk),
                 )
+            )
+            for cid, latency, accuracy, size in found:
+                keys[cid] = (latency, accuracy, size)
+        bad = sorted(set(ids) - set(keys))
+        if bad:
+            raise StorageError(
+                f"cannot rank candidates {', '.join(map(str, bad[:10]))} on {device!r}: "
+                f"not candidates of study {study!r} with metrics on that device"
+            )
         session.execute(
             delete(_FRONT).where(_FRONT.c.study_id == study_id, _FRONT.c.device == device)
         )
-        payload = [{"study_id": study_id, "device": device, **r} for r in rows]
+        payload = [
+            {
+                "study_id": study_id,
+                "device": device,
+                "candidate_id": r["candidate_id"],
+                "rank": r["rank"],
+                "latency_ms": keys[r["candidate_id"]][0],
+                "accuracy": keys[r["candidate_id"]][1],
+                "size_bytes": keys[r["candidate_id"]][2],
+            }
+            for r in rows
+        ]
         for start in range(0, len(payload), 5000):
             session.execute(_FRONT.insert(), payload[start : start + 5000])
         return len(rows)
@@ -818,7 +854,8 @@ def get_front(
         min_accuracy: Keep candidates at least this accurate (validation accuracy).
         max_size_bytes: Keep candidates at most this large.
         sort: ``latency`` (fastest first), ``accuracy`` (most accurate first) or
-            ``size`` (smallest first); ties broken by the other metrics, then trial.
+            ``size`` (smallest first); ties broken by the other metrics, then by
+            candidate id (the order candidates were first stored).
         limit: Page size, 1 to ``MAX_PAGE_SIZE``.
         offset: Entries to skip.
         max_rank: Highest rank included: 0 (default) is the Pareto front itself,
@@ -837,51 +874,80 @@ def get_front(
     min_acc = _check_float("min_accuracy", min_accuracy)
     max_size = _check_int("max_size_bytes", max_size_bytes, optional=True)
 
-    def work(session: Session) -> FrontPage:
-        row = session.execute(
-            select(_STUDIES.c.id, _STUDIES.c.devices).where(_STUDIES.c.name == study)
-        ).first()
-        if row is None:
-            _study_row(session, study)  # raises NotFoundError listing the studies
-        assert row is not None
-        study_id, devices = row
-        if device not in devices:
-            raise NotFoundError(
-                f"device {device!r} is not a device of study {study!r} "
-                f"(its devices: {', '.join(devices)})"
-            )
-        f, c, m = _FRONT, _CANDIDATES, _METRICS
-        conditions = [f.c.study_id == study_id, f.c.device == device]
-        if max_rank is not None:
-            conditions.append(f.c.rank <= max_rank)
-        if max_latency is not None:
-            conditions.append(m.c.latency_ms <= max_latency)
-        if min_acc is not None:
-            conditions.append(c.c.accuracy >= min_acc)
-        if max_size is not None:
-            conditions.append(c.c.size_bytes <= max_size)
-        joined = f.join(c, c.c.id == f.c.candidate_id).join(
-            m, (m.c.candidate_id == f.c.candidate_id) & (m.c.device == f.c.device)
-        )
-        order = {
-            "latency": [m.c.latency_ms.asc(), c.c.accuracy.desc().nulls_last()],
-            "accuracy": [c.c.accuracy.desc().nulls_last(), m.c.latency_ms.asc()],
-            "size": [c.c.size_bytes.asc().nulls_last(), c.c.accuracy.desc().nulls_last()],
+    f, c, m, st = _FRONT, _CANDIDATES, _METRICS, _STUDIES
+    study_id = select(st.c.id).where(st.c.name == study).scalar_subquery()
+    conditions = [f.c.study_id == study_id, f.c.device == device]
+    if max_rank is not None:
+        conditions.append(f.c.rank <= max_rank)
+    if max_latency is not None:
+        conditions.append(f.c.latency_ms <= max_latency)
+    if min_acc is not None:
+        conditions.append(f.c.accuracy >= min_acc)
+    if max_size is not None:
+        conditions.append(f.c.size_bytes <= max_size)
+
+    def order(t: Any) -> list[Any]:
+        keys = {
+            "latency": [t.c.latency_ms.asc(), t.c.accuracy.desc().nulls_last()],
+            "accuracy": [t.c.accuracy.desc().nulls_last(), t.c.latency_ms.asc()],
+            "size": [t.c.size_bytes.asc().nulls_last(), t.c.accuracy.desc().nulls_last()],
         }[sort]
-        total = session.execute(
-            select(func.count()).select_from(joined).where(*conditions)
-        ).scalar_one()
-        metric_cols = [col.label(f"m_{col.name}") for col in m.c if col.name != "id"]
-        page = session.execute(
-            select(f.c.rank, *c.c, *metric_cols)
-            .select_from(joined)
-            .where(*conditions)
-            .order_by(f.c.rank, *order, c.c.trial_number)
-            .limit(limit)
-            .offset(offset)
-        ).mappings()
+        return [t.c.rank, *keys, t.c.candidate_id]
+
+    # Phase 1 reads pe_front alone (filter, sort, count as a window before LIMIT);
+    # phase 2 joins the wide candidate and metrics rows of that page only. One
+    # statement: one round trip, one snapshot.
+    page = (
+        select(
+            f.c.candidate_id,
+            f.c.rank,
+            f.c.latency_ms,
+            f.c.accuracy,
+            f.c.size_bytes,
+            func.count().over().label("pe_total"),
+        )
+        .where(*conditions)
+        .order_by(*order(f))
+        .limit(limit)
+        .offset(offset)
+        .subquery("page")
+    )
+    metric_cols = [col.label(f"m_{col.name}") for col in m.c if col.name != "id"]
+    page_query = (
+        select(page.c.rank, page.c.pe_total, *c.c, *metric_cols)
+        .select_from(
+            page.join(c, c.c.id == page.c.candidate_id).join(
+                m, (m.c.candidate_id == page.c.candidate_id) & (m.c.device == device)
+            )
+        )
+        .order_by(*order(page))
+    )
+    count_query = select(func.count()).select_from(f).where(*conditions)
+
+    def work(session: Session) -> FrontPage:
+        rows = session.execute(page_query).mappings().all()
+        if rows:
+            total = rows[0]["pe_total"]
+        else:
+            # Nothing matched: tell a wrong study or device from an empty result.
+            study_row = _study_row(session, study)
+            if (
+                device not in study_row["devices"]
+                and not session.execute(
+                    select(f.c.rank)
+                    .where(f.c.study_id == study_row["id"], f.c.device == device)
+                    .limit(1)
+                ).first()
+            ):
+                raise NotFoundError(
+                    f"device {device!r} is not a device of study {study!r} "
+                    f"(its devices: {', '.join(study_row['devices'])})"
+                )
+            total = 0
+            if offset > 0:
+                total = session.execute(count_query).scalar_one()
         entries = []
-        for r in page:
+        for r in rows:
             metrics = _metrics_record(r, "m_")
             entries.append(
                 FrontEntry(
@@ -897,7 +963,7 @@ def get_front(
             entries=tuple(entries),
         )
 
-    return storage.run(work, readonly=True)
+    return storage.run(work, readonly=True, snapshot=False)
 
 
 # ---------------------------------------------------------------------------- artifacts

@@ -121,12 +121,18 @@ class DeviceMetricsRow(Base):
 class FrontRow(Base):
     """Precomputed front membership: the rank of each ranked candidate on one device.
 
-    Written only by :func:`replace_front`; read by :func:`get_front` through the
-    ``(study_id, device, rank)`` index so the query does not scan the candidates.
+    Written by :func:`replace_front`; read by :func:`get_front`, which filters, sorts and
+    counts on this table alone through ``(study_id, device, rank, latency_ms)`` and joins
+    the candidate and metrics rows only for the page it returns. ``latency_ms``,
+    ``accuracy`` and ``size_bytes`` are copies of the candidate's values (on this device)
+    that the data-access functions update together with their source rows.
     """
 
     __tablename__ = "pe_front"
-    __table_args__ = (Index(None, "study_id", "device", "rank"),)
+    __table_args__ = (
+        Index(None, "study_id", "device", "rank", "latency_ms"),
+        Index(None, "candidate_id"),
+    )
 
     study_id: Mapped[int] = mapped_column(
         ForeignKey("pe_studies.id", ondelete="CASCADE"), primary_key=True
@@ -136,6 +142,9 @@ class FrontRow(Base):
         ForeignKey("pe_candidates.id", ondelete="CASCADE"), primary_key=True
     )
     rank: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ArtifactRow(Base):

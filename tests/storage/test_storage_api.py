@@ -405,9 +405,9 @@ def _expected(
         and (max_size_bytes is None or r["size"] <= max_size_bytes)
     ]
     key = {
-        "latency": lambda c: (ranks[c], rows[c][device], -rows[c]["accuracy"], rows[c]["trial"]),
-        "accuracy": lambda c: (ranks[c], -rows[c]["accuracy"], rows[c][device], rows[c]["trial"]),
-        "size": lambda c: (ranks[c], rows[c]["size"], -rows[c]["accuracy"], rows[c]["trial"]),
+        "latency": lambda c: (ranks[c], rows[c][device], -rows[c]["accuracy"], c),
+        "accuracy": lambda c: (ranks[c], -rows[c]["accuracy"], rows[c][device], c),
+        "size": lambda c: (ranks[c], rows[c]["size"], -rows[c]["accuracy"], c),
     }[sort]
     return sorted(keep, key=key)
 
@@ -570,3 +570,26 @@ def test_replace_front_is_atomic_for_concurrent_readers(
             t.join()
     assert not errors, errors
     assert seen and set(seen) <= {frozenset(front_a), frozenset(front_b)}
+
+
+def test_front_follows_later_metric_and_accuracy_updates(
+    storage: Storage, ranked: dict[str, Any]
+) -> None:
+    """Filters and order use the current values even when they change after ranking."""
+    page = get_front(storage, study="s1", device="rpi4", max_rank=None, limit=MAX_PAGE_SIZE)
+    last = page.entries[-1].candidate
+    slowest_fast = max(e.metrics.latency_ms for e in page.entries if e.metrics.latency_ms < 10)
+    upsert_device_metrics(
+        storage, candidate_id=last.id, device="rpi4", latency_ms=0.001, peak_memory_bytes=1
+    )
+    fast = get_front(storage, study="s1", device="rpi4", max_rank=None, max_latency_ms=slowest_fast)
+    assert last.id in {e.candidate.id for e in fast.entries}
+    assert next(e for e in fast.entries if e.candidate.id == last.id).metrics.latency_ms == 0.001
+    _add(storage, "s1", last.trial_number, accuracy=0.999)
+    best = get_front(storage, study="s1", device="rpi4", max_rank=None, sort="accuracy", limit=1)
+    rank_of_last = ranked["ranks"]["rpi4"][last.id]
+    if rank_of_last == 0:
+        assert best.entries[0].candidate.id == last.id
+    top = get_front(storage, study="s1", device="rpi4", max_rank=None, min_accuracy=0.99)
+    assert [e.candidate.id for e in top.entries] == [last.id]
+    assert top.entries[0].candidate.accuracy == 0.999

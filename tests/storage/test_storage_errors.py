@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _storage_helpers import PG_HOST, PG_PORT, PG_USER, study_kwargs
+from _storage_helpers import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER, study_kwargs
 
 from paretoedge.errors import ParetoEdgeError, StorageError
 from paretoedge.storage import (
@@ -174,3 +174,22 @@ def test_sqlite_lock_held_too_long_is_a_clear_error(tmp_path: Path) -> None:
         finally:
             holder.join()
         assert list_studies(storage) == ()
+
+
+@pytest.mark.postgres
+def test_lost_connection_is_replaced(pg_url: str) -> None:
+    """A pooled connection killed by the server (restart, idle timeout) is replaced."""
+    import psycopg
+    from sqlalchemy import text
+
+    storage = open_storage(pg_url)
+    create_study(storage, **study_kwargs())
+    with storage.session() as session:
+        pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    admin = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_ADMIN_DB}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        assert conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+    try:
+        assert get_study(storage, name="s1").name == "s1"
+    finally:
+        storage.close()

@@ -70,9 +70,26 @@ def test_scripts_ship_inside_the_package() -> None:
     location = Path(script_location())
     assert location.parts[-3:] == ("paretoedge", "storage", "migrations")
     names = sorted(p.name for p in (location / "versions").glob("*.py"))
-    assert names == ["0001_initial.py", "0002_front.py"]
+    assert names == ["0001_initial.py", "0002_front.py", "0003_front_sort_keys.py"]
     assert not (location / "alembic.ini").exists()
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
+
+
+def test_pyproject_package_data_covers_the_scripts() -> None:
+    """Migrations are data files of the ``paretoedge`` package, not a sub-package."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    globs = config["tool"]["setuptools"]["package-data"]["paretoedge"]
+    location = Path(script_location())
+    files = [p for p in location.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert len(files) >= 4
+    for path in files:
+        rel = path.relative_to(root / "paretoedge").as_posix()
+        assert any(fnmatch.fnmatch(rel, g) and "/" not in rel[len(g) - 1 :] for g in globs), rel
+    assert not (location / "__init__.py").exists()
 
 
 def test_upgrade_from_empty_database_matches_models(empty_url: str) -> None:
@@ -138,6 +155,59 @@ def test_upgrade_in_steps_keeps_data(empty_url: str) -> None:
         assert study.config == {"a": 1} and study.devices == ("rpi4",)
         cand = upsert_candidate(storage, study="old", trial_number=0, state="complete", spec={})
         assert cand.study_id == study.id
+
+
+def test_upgrade_0002_to_0003_fills_the_front_sort_keys(empty_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = create_engine_for(empty_url)
+    t = {"t": "2026-01-01 00:00:00+00:00"}
+    try:
+        upgrade_schema(engine, "0002")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO pe_studies (name, optuna_study_name, config, devices, objectives,"
+                    " status, seed, created_at, updated_at) VALUES ('s', 's', '{}',"
+                    " '[\"rpi4\"]', '[]', 'running', 1, :t, :t)"
+                ),
+                t,
+            )
+            for trial, (acc, size, lat) in enumerate([(0.9, 100, 5.0), (0.8, 50, 2.0)]):
+                conn.execute(
+                    text(
+                        "INSERT INTO pe_candidates (study_id, trial_number, state, is_baseline,"
+                        " spec, accuracy, size_bytes, created_at, updated_at)"
+                        " VALUES (1, :n, 'complete', false, '{}', :a, :s, :t, :t)"
+                    ),
+                    {"n": trial, "a": acc, "s": size, **t},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO pe_device_metrics (candidate_id, device, latency_ms,"
+                        " peak_memory_bytes, feasible, violations)"
+                        " VALUES (:c, 'rpi4', :l, 1, true, '[]')"
+                    ),
+                    {"c": trial + 1, "l": lat},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO pe_front (study_id, device, candidate_id, rank)"
+                        " VALUES (1, 'rpi4', :c, 0)"
+                    ),
+                    {"c": trial + 1},
+                )
+    finally:
+        engine.dispose()
+    with open_storage(empty_url) as storage:
+        assert _schema_diff(storage.engine) == []
+        page = get_front(storage, study="s", device="rpi4", sort="latency")
+        assert [(e.candidate.trial_number, e.metrics.latency_ms) for e in page.entries] == [
+            (1, 2.0),
+            (0, 5.0),
+        ]
+        assert get_front(storage, study="s", device="rpi4", min_accuracy=0.85).total == 1
+        assert get_front(storage, study="s", device="rpi4", max_size_bytes=60).total == 1
 
 
 def test_frozen_revision_0001_file_upgrades_to_head(tmp_path: Path) -> None:
