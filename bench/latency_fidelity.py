@@ -59,6 +59,49 @@ def candidates(n: int, seed: int) -> list[BertShape]:
     return out
 
 
+def prediction_table(out: Path) -> str:
+    """Markdown table of predicted latency on every bundled device for the bundled teacher
+    (MiniLM-L6 exported at seq 64) and compressed-shape variants with bit-width metadata."""
+    from paretoedge.compression import export_onnx
+    from paretoedge.hardware_profiles import predict
+    from paretoedge.models import load_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    models: dict[str, Path] = {}
+    teacher = out / "minilm-s64.onnx"
+    if not teacher.exists():
+        export_onnx(load_model("minilm"), teacher, seq_len=64)
+    models["minilm fp32 (L6 H384)"] = teacher
+    vocab = 30522
+    w8: dict[str, int] = {"bits": 8, "act_bits": 8}
+    variants = {
+        "L6 H384 w8a8": (BertShape(6, 384, 12, 1536, 64, 1, vocab), w8),
+        "L4 H384 F768 fp32": (BertShape(4, 384, 12, 768, 64, 1, vocab), {}),
+        "L4 H384 F768 w8a8": (BertShape(4, 384, 12, 768, 64, 1, vocab), w8),
+        "L2 H256 F512 w4a8": (BertShape(2, 256, 8, 512, 64, 1, vocab), {"bits": 4, "act_bits": 8}),
+        "L2 H128 F256 V8k w8a8": (BertShape(2, 128, 4, 256, 64, 1, 8000), w8),
+    }
+    for name, (shape, kw) in variants.items():
+        path = out / (shape.tag + "-" + "-".join(f"{k}{v}" for k, v in kw.items()) + ".onnx")
+        if not path.exists():
+            make_bert_onnx(path, shape, **kw)
+        models[name] = path
+    devices = ["host", "host-ort", "rpi4", "pixel-a76", "mali-g76", "stm32h7"]
+    lines = [
+        "| model | " + " | ".join(devices) + " | stm32h7 memory |",
+        "|---|" + "---|" * (len(devices) + 1),
+    ]
+    for name, path in models.items():
+        cells, mcu = [], ""
+        for device in devices:
+            pred = predict(path, device)
+            cells.append(f"{pred.latency_ms:.2f}")
+            if device == "stm32h7":
+                mcu = "ok" if pred.feasible else "; ".join(pred.violations)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {mcu} |")
+    return "\n".join(lines)
+
+
 def _header(path: Path) -> str:
     lines = []
     for line in path.read_text().splitlines():
@@ -81,9 +124,17 @@ def main(argv: list[str] | None = None) -> int:
         default="median",
         help="which measured statistic the written profiles are fitted to",
     )
+    parser.add_argument(
+        "--prediction-table",
+        action="store_true",
+        help="only print the predicted-latency table of the teacher and variants",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.prediction_table:
+        print(prediction_table(args.out / "table"))
+        return 0
 
     shapes = candidates(args.n, args.seed)
     paths = []
