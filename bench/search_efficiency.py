@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SPACE: dict[str, Any] = {
-    "prune.sparsity": {"low": 0.0, "high": 0.8, "step": 0.4},
+    "prune.sparsity": {"low": 0.0, "high": 0.5, "step": 0.5},
     "ffn.keep": [1.0, 0.5],
     "quant.bits": [32, 8, 4],
     "quant.scheme": {"choices": ["uniform", "cluster"], "when": {"quant.bits": 4}},
@@ -55,14 +55,14 @@ def study_doc(devices: list[str], *, sampler: str, trials: int, seed: int) -> di
         "model": "tiny-bert",
         "task": "sentiment",
         "seed": seed,
-        "data": {"train_limit": 256, "validation_limit": 256, "test_limit": 64},
+        "data": {"train_limit": 256, "validation_limit": 128, "test_limit": 64},
         "teacher": {"epochs": 1.0},
         "space": SPACE,
         "objectives": ["accuracy", "latency_ms", "size_bytes"],
         "devices": devices,
         "sampler": {"name": sampler, "options": SAMPLER_OPTIONS[sampler]},
         "budget": {"trials": trials},
-        "recovery": {"steps": 10},
+        "recovery": {"steps": 4},
     }
 
 
@@ -105,8 +105,8 @@ def build_table(devices: list[str], cache: Path) -> dict[str, Any]:
                 },
             }
             print(f"  measured {i + 1}/{len(todo)}: {spec_key(flat)}", file=sys.stderr)
+            cache.write_text(json.dumps(raw, indent=1))  # keep what is measured so far
     if todo:
-        cache.write_text(json.dumps(raw, indent=1))
         print(f"measured {len(todo)} points in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     table = {}
     for key, r in raw.items():
@@ -204,7 +204,7 @@ def drop_pg(url: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--trials", type=int, default=10, help="trial budget per study")
+    ap.add_argument("--trials", type=int, default=8, help="trial budget per study")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--overhead-trials", type=int, default=40)
     ap.add_argument("--devices", default="", help="comma-separated (default: first two)")
