@@ -178,8 +178,18 @@ def test_stopper_uses_history_and_violations() -> None:
 # -- real local clusters ---------------------------------------------------------------------
 
 
+#: Seconds each synthetic evaluation sleeps, per test. Ray worker processes inherit the
+#: environment of the nodes, so it must be set before the cluster starts.
+_TRIAL_SLEEP = {
+    "test_worker_node_removed_mid_study": "2.0",
+    "test_driver_killed_then_resume": "1.5",
+}
+
+
 @pytest.fixture
-def cluster_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def cluster_env(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
     """Environment every Ray process of the test inherits (set before nodes start)."""
     env = {
         "RAY_AUTH_MODE": "token",
@@ -189,6 +199,7 @@ def cluster_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
         ),
         "PE_TEST_LOG": str(tmp_path / "evals.log"),
         "RAY_DEDUP_LOGS": "0",
+        "PE_TEST_SLEEP": _TRIAL_SLEEP.get(request.node.name, "0"),
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -386,7 +397,7 @@ def test_driver_killed_then_resume(
     script.write_text(_DRIVER.format(here=str(HERE)))
     db = tmp_path / "study.db"
     url = f"sqlite:///{db}"
-    env = {**os.environ, "PE_TEST_SLEEP": "1.5"}
+    env = dict(os.environ)
     proc = subprocess.Popen(
         [sys.executable, str(script), str(cfg_path), url, ray_cluster.address],
         env=env,
@@ -445,12 +456,11 @@ def test_driver_killed_then_resume(
 @pytest.mark.ray
 @pytest.mark.slow
 def test_worker_node_removed_mid_study(
-    ray_cluster: Any, cluster_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ray_cluster: Any, cluster_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Killing the worker node mid-trial: the trial is restarted on the head, none lost."""
     import optuna
 
-    monkeypatch.setenv("PE_TEST_SLEEP", "2.0")
     config = synthetic_config(sampler={"name": "random"}, budget={"trials": 4})
     db = tmp_path / "study.db"
     runner = _runner(config, f"sqlite:///{db}", tmp_path)
