@@ -91,7 +91,7 @@ def test_sigkill_mid_trial_then_resume(tmp_path: Path, monkeypatch: pytest.Monke
     evals_before = len(log.read_text().splitlines())
 
     monkeypatch.setenv("PE_TEST_LOG", str(log))
-    time.sleep(2.5)  # let the dead trial's heartbeat go stale (grace period 2 s)
+    time.sleep(4.0)  # let the dead trial's heartbeat go stale (grace period 2 s)
     runner = resume_runner(
         "synthetic",
         storage_url=url,
