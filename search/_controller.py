@@ -375,6 +375,13 @@ class SearchRunner:
         params = suggest(trial, cfg.space)
         flat = normalize_flat(baseline_flat(baseline) if baseline else candidate_flat(cfg, params))
         number = trial.number
+        # Record a heartbeat before the candidate becomes visible as running: a process
+        # killed before Optuna's heartbeat thread first wrote would leave a trial that never
+        # turns stale (no heartbeat row), so resume could not retry it.
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        if is_heartbeat_enabled(trial.study._storage):
+            trial.study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
         st.upsert_candidate(
             self.storage,
             study=self.name,
