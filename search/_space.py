@@ -51,6 +51,10 @@ def suggest(trial: optuna.Trial, space: Sequence[ParamSpec]) -> dict[str, Any]:
         else:
             assert p.low is not None and p.high is not None
             v = trial.suggest_float(p.key, p.low, p.high, step=p.step, log=p.log)
+            if p.step is not None:
+                # Optuna returns low + k * step, so 0.1 steps give 0.30000000000000004;
+                # the spec stores the grid value a person wrote.
+                v = round(v, 12)
         values[p.key] = v
     return values
 
@@ -136,7 +140,7 @@ def _closest(p: ParamSpec, want: Any) -> Any:
     v = min(max(float(want), p.low), p.high)
     if p.step is not None:
         k = round((v - p.low) / p.step)
-        v = p.low + k * p.step
+        v = round(p.low + k * p.step, 12)
         v = min(v, p.high)
     if p.kind == "int":
         return int(round(v))
