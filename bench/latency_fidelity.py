@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import random
+import re
 import statistics
 import sys
 import time
@@ -152,6 +153,25 @@ def real_candidates(out: Path, seq_len: int = 64) -> list[Candidate]:
     return cands
 
 
+def extra_tvm_candidates(
+    directory: Path,
+) -> tuple[list[Candidate], dict[str, tuple[float, float]]]:
+    """Earlier TVM-default timings (min) of small BERTs: ``DIR/measurements.csv`` rows whose
+    ONNX file (named by :attr:`BertShape.tag`) is still in ``DIR``. They extend the TVM set
+    below hidden 128, where the sweep above has no model."""
+    rows = _load_measurements(directory / "measurements.csv")
+    cands, times = [], {}
+    for (name, runtime), times_ms in sorted(rows.items()):
+        tag = re.fullmatch(r"L(\d+)-H(\d+)-A(\d+)-F(\d+)-S(\d+)-B1\.onnx", name)
+        if runtime != "tvm-default" or tag is None or not (directory / name).exists():
+            continue
+        layers, hidden, _heads, ffn, seq = (int(g) for g in tag.groups())
+        gflop = _encoder_gflop(layers, hidden, hidden, ffn, seq)
+        cands.append(Candidate(directory / name, gflop, False))
+        times[str(directory / name)] = times_ms
+    return cands, times
+
+
 def stratified_split(
     cands: list[Candidate], train_fraction: float, seed: int
 ) -> tuple[list[int], list[int]]:
@@ -275,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=40, help="synthetic candidates")
     parser.add_argument("--n-tvm", type=int, default=16, help="candidates also built by TVM")
     parser.add_argument("--no-real", action="store_true", help="skip the MiniLM variants")
+    parser.add_argument(
+        "--extra-tvm",
+        type=Path,
+        default=None,
+        help="directory of an earlier run whose small-model TVM timings join the TVM set",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-fraction", type=float, default=0.6)
     parser.add_argument("--ort-repeats", type=int, default=60)
@@ -305,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     teacher = [i for i, c in enumerate(cands) if c.real and c.path.stem.startswith("minilm-S")]
     fp32 = [i for i, c in enumerate(cands) if not c.int8]
     tvm_set = sorted(set(spread(fp32, cands, args.n_tvm)) | set(teacher))
+    extra_times: dict[str, tuple[float, float]] = {}
+    if args.extra_tvm is not None:
+        extra, extra_times = extra_tvm_candidates(args.extra_tvm)
+        tvm_set += list(range(len(cands), len(cands) + len(extra)))
+        cands += extra
+        paths += [c.path for c in extra]
     subsets = {"onnxruntime": everything, "onnxruntime-1t": everything, "tvm-default": tvm_set}
 
     meas_file = args.out / "measurements.csv"
@@ -317,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     for runtime, fn in jobs.items():
         for i in subsets[runtime]:
             p = paths[i]
-            if (p.name, runtime) in measured:
+            if (p.name, runtime) in measured or str(p) in extra_times:
                 continue
             start = time.perf_counter()
             m = fn(p)
@@ -337,13 +369,18 @@ def main(argv: list[str] | None = None) -> int:
         device = RUNTIMES[runtime]
         profile = load_profile(device)
         if device not in rows_by_device:
-            rows_by_device[device] = feature_rows(paths, profile)
-        rows = rows_by_device[device]
+            rows_by_device[device] = dict(zip(paths, feature_rows(paths, profile), strict=True))
+        rows = [rows_by_device[device][p] for p in paths]
         subset = subsets[runtime]
         sub = [cands[i] for i in subset]
         tr, te = stratified_split(sub, args.train_fraction, args.seed)
         train, test = [subset[j] for j in tr], [subset[j] for j in te]
-        y = {i: measured[(paths[i].name, runtime)][stat_index[stat]] for i in subset}
+        y = {
+            i: extra_times[str(paths[i])][stat_index[stat]]
+            if str(paths[i]) in extra_times
+            else measured[(paths[i].name, runtime)][stat_index[stat]]
+            for i in subset
+        }
         report = fit_profile(
             profile,
             [rows[i] for i in train],
