@@ -20,7 +20,6 @@ import dataclasses
 import json
 import logging
 import random
-import re
 import statistics
 import sys
 import time
@@ -153,23 +152,37 @@ def real_candidates(out: Path, seq_len: int = 64) -> list[Candidate]:
     return cands
 
 
-def extra_tvm_candidates(
-    directory: Path,
-) -> tuple[list[Candidate], dict[str, tuple[float, float]]]:
-    """Earlier TVM-default timings (min) of small BERTs: ``DIR/measurements.csv`` rows whose
-    ONNX file (named by :attr:`BertShape.tag`) is still in ``DIR``. They extend the TVM set
-    below hidden 128, where the sweep above has no model."""
-    rows = _load_measurements(directory / "measurements.csv")
-    cands, times = [], {}
-    for (name, runtime), times_ms in sorted(rows.items()):
-        tag = re.fullmatch(r"L(\d+)-H(\d+)-A(\d+)-F(\d+)-S(\d+)-B1\.onnx", name)
-        if runtime != "tvm-default" or tag is None or not (directory / name).exists():
-            continue
-        layers, hidden, _heads, ffn, seq = (int(g) for g in tag.groups())
-        gflop = _encoder_gflop(layers, hidden, hidden, ffn, seq)
-        cands.append(Candidate(directory / name, gflop, False))
-        times[str(directory / name)] = times_ms
-    return cands, times
+def small_shapes(n: int, seed: int) -> list[BertShape]:
+    """``n`` distinct small BERTs (hidden 32-256, vocabulary 1000) below the sweep above: the
+    TVM set needs them, its fit otherwise extrapolates to tiny models (the ones tests use)."""
+    rng = random.Random(seed)
+    out: list[BertShape] = []
+    seen = set()
+    while len(out) < n:
+        hidden = rng.choice([32, 64, 96, 128, 192, 256])
+        heads = rng.choice([h for h in (1, 2, 4, 8) if hidden % h == 0 and hidden // h >= 8])
+        shape = BertShape(
+            layers=rng.choice([1, 2, 3, 4]),
+            hidden=hidden,
+            heads=heads,
+            ffn=hidden * rng.choice([1, 2, 4]),
+            seq_len=rng.choice([16, 32, 64, 128]),
+        )
+        if shape.tag not in seen:
+            seen.add(shape.tag)
+            out.append(shape)
+    return out
+
+
+def small_candidates(n: int, seed: int, out: Path) -> list[Candidate]:
+    cands = []
+    for shape in small_shapes(n, seed):
+        path = out / "small" / f"{shape.tag}.onnx"
+        if not path.exists():
+            make_bert_onnx(path, shape, seed=seed)
+        gflop = _encoder_gflop(shape.layers, shape.hidden, shape.hidden, shape.ffn, shape.seq_len)
+        cands.append(Candidate(path, gflop, False))
+    return cands
 
 
 def stratified_split(
@@ -296,10 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-tvm", type=int, default=16, help="candidates also built by TVM")
     parser.add_argument("--no-real", action="store_true", help="skip the MiniLM variants")
     parser.add_argument(
-        "--extra-tvm",
-        type=Path,
-        default=None,
-        help="directory of an earlier run whose small-model TVM timings join the TVM set",
+        "--n-small", type=int, default=36, help="small BERTs (hidden 32-256) for the TVM set only"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-fraction", type=float, default=0.6)
@@ -331,12 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     teacher = [i for i, c in enumerate(cands) if c.real and c.path.stem.startswith("minilm-S")]
     fp32 = [i for i, c in enumerate(cands) if not c.int8]
     tvm_set = sorted(set(spread(fp32, cands, args.n_tvm)) | set(teacher))
-    extra_times: dict[str, tuple[float, float]] = {}
-    if args.extra_tvm is not None:
-        extra, extra_times = extra_tvm_candidates(args.extra_tvm)
-        tvm_set += list(range(len(cands), len(cands) + len(extra)))
-        cands += extra
-        paths += [c.path for c in extra]
+    small = small_candidates(args.n_small, args.seed, args.out)
+    tvm_set += list(range(len(cands), len(cands) + len(small)))
+    cands += small
+    paths += [c.path for c in small]
     subsets = {"onnxruntime": everything, "onnxruntime-1t": everything, "tvm-default": tvm_set}
 
     meas_file = args.out / "measurements.csv"
@@ -344,12 +352,15 @@ def main(argv: list[str] | None = None) -> int:
     jobs = {
         "onnxruntime": lambda p: measure_ort(p, repeats=args.ort_repeats),
         "onnxruntime-1t": lambda p: measure_ort_threads(p, 1, args.ort_repeats, 5),
-        "tvm-default": lambda p: measure_tvm(p, repeats=args.tvm_repeats, warmup=1),
+        # small models run in milliseconds: more repeats for them
+        "tvm-default": lambda p: measure_tvm(
+            p, repeats=15 if p.parent.name == "small" else args.tvm_repeats, warmup=1
+        ),
     }
     for runtime, fn in jobs.items():
         for i in subsets[runtime]:
             p = paths[i]
-            if (p.name, runtime) in measured or str(p) in extra_times:
+            if (p.name, runtime) in measured:
                 continue
             start = time.perf_counter()
             m = fn(p)
@@ -375,12 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         sub = [cands[i] for i in subset]
         tr, te = stratified_split(sub, args.train_fraction, args.seed)
         train, test = [subset[j] for j in tr], [subset[j] for j in te]
-        y = {
-            i: extra_times[str(paths[i])][stat_index[stat]]
-            if str(paths[i]) in extra_times
-            else measured[(paths[i].name, runtime)][stat_index[stat]]
-            for i in subset
-        }
+        y = {i: measured[(paths[i].name, runtime)][stat_index[stat]] for i in subset}
         report = fit_profile(
             profile,
             [rows[i] for i in train],
