@@ -88,5 +88,7 @@ def test_wheel_install_imports_and_has_no_stray_top_level(tmp_path: Path) -> Non
         "assert files('paretoedge.configs').joinpath('quickstart.yaml').is_file()\n"
     )
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
