@@ -45,6 +45,8 @@ _log = logging.getLogger(__name__)
 
 #: Trial user attribute naming the baseline a trial evaluates.
 BASELINE_ATTR = "paretoedge.baseline"
+#: Trial user attribute naming the complete trial whose stored result a duplicate reused.
+TWIN_ATTR = "paretoedge.twin_of"
 #: Seconds between heartbeats of a running trial, and after which a silent one is stale.
 HEARTBEAT_INTERVAL_S = 5
 GRACE_PERIOD_S = 15
@@ -397,9 +399,14 @@ class SearchRunner:
             self.artifacts_dir.mkdir(parents=True, exist_ok=True)
             onnx_path = self.artifacts_dir / f"trial-{number:05d}.onnx"
             rungs, on_rung = self._rung_hook(trial, flat)
-            result = self.evaluator.evaluate(
-                flat, devices=self.devices, onnx_path=onnx_path, rungs=rungs, on_rung=on_rung
-            )
+            twin = None if rungs else self._completed_twin(flat)
+            if twin is not None:
+                result = twin
+                trial.set_user_attr(TWIN_ATTR, twin.twin_of)
+            else:
+                result = self.evaluator.evaluate(
+                    flat, devices=self.devices, onnx_path=onnx_path, rungs=rungs, on_rung=on_rung
+                )
             if result.pruned:
                 self.store_result(number, result, baseline=baseline, state="pruned")
                 import optuna
@@ -430,6 +437,35 @@ class SearchRunner:
         if self._display:
             self._display.finish_trial(number, result, fronts)
         return values
+
+    def _completed_twin(self, flat: Mapping[str, Any]) -> CandidateResult | None:
+        """The stored result of a complete candidate with the same spec, if there is one.
+
+        Samplers propose a configuration again (NSGA-II's crossover and mutation on a small
+        discrete space often do). The evaluator is deterministic for a spec (it seeds
+        compression and recovery with the study seed), so re-evaluating would store the same
+        numbers at the cost of a full compression; the twin's accuracy, size and device
+        metrics are reused instead (Optuna still records the trial, so samplers see it).
+        Only full-fidelity twins that have every device of this run qualify; with early
+        stopping active a trial goes through its rungs as usual.
+        """
+        from paretoedge import storage as st
+
+        key = _spec_key(flat)
+        for c in st.list_candidates(self.storage, study=self.name, states=["complete"]):
+            if c.is_baseline or _spec_key(c.spec) != key:
+                continue
+            if any(c.metrics_for(d) is None for d in self.devices):
+                continue
+            return CandidateResult(
+                flat=dict(c.spec),
+                evaluation=evaluation_of(c),
+                onnx_path=_onnx_artifact(self.storage, c.id),
+                fidelity=int(c.fidelity or 0),
+                wall_s=0.0,
+                twin_of=c.trial_number,
+            )
+        return None
 
     def _rung_hook(
         self, trial: optuna.Trial, flat: Mapping[str, Any]
@@ -661,6 +697,16 @@ def normalize_flat(flat: Mapping[str, Any]) -> dict[str, Any]:
         return CompressionSpec.from_flat(flat).to_flat()
     except ConfigError:
         return dict(flat)
+
+
+def _spec_key(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """A flat spec with the compression defaults filled in, for comparing two specs."""
+    from paretoedge.compression import CompressionSpec
+
+    try:
+        return normalize_flat(CompressionSpec.from_flat(flat).to_flat())
+    except ParetoEdgeError:  # keys of a custom evaluator's own
+        return normalize_flat(flat)
 
 
 def _count(study: optuna.Study, states: tuple[Any, ...]) -> int:

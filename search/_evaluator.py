@@ -41,6 +41,8 @@ class CandidateResult:
         fidelity: Recovery steps the candidate was trained for.
         wall_s: Seconds spent compressing, evaluating and exporting.
         pruned: Early stopping stopped it at ``fidelity`` steps (partial accuracy).
+        twin_of: Trial number of the complete candidate with the same spec whose result
+            this one reuses (the controller does not evaluate a configuration twice).
     """
 
     flat: Mapping[str, Any]
@@ -49,6 +51,7 @@ class CandidateResult:
     fidelity: int
     wall_s: float
     pruned: bool = False
+    twin_of: int | None = None
 
 
 #: Called at each rung of a segmented recovery with (steps done, partial evaluation);

@@ -141,3 +141,11 @@ def synthetic_config(**over: Any) -> StudyConfig:
     }
     doc.update(over)
     return parse_config(doc, check_names=False)
+
+
+def twin_trials(study: Any) -> int:
+    """Trials that reused a complete twin's stored result instead of being evaluated (the
+    controller does not evaluate one spec twice): evaluations = trials - twins."""
+    from paretoedge.search._controller import TWIN_ATTR
+
+    return sum(TWIN_ATTR in t.user_attrs for t in study.get_trials())

@@ -15,7 +15,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _synthetic import SyntheticEvaluator, synthetic_config, synthetic_evaluation  # noqa: E402
+from _synthetic import (  # noqa: E402
+    SyntheticEvaluator,
+    synthetic_config,
+    synthetic_evaluation,
+    twin_trials,
+)
 
 from paretoedge.search import enumerate_space  # noqa: E402
 from paretoedge.search._controller import (  # noqa: E402
@@ -114,16 +119,18 @@ def test_every_sampler_runs_with_constraints(tmp_path: Path, sampler: str) -> No
 def test_resume_runs_only_missing_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = tmp_path / "evals.log"
     monkeypatch.setenv("PE_TEST_LOG", str(log))
-    _runner(tmp_path).run(n_trials=5)
-    assert len(log.read_text().splitlines()) == 5
+    first = _runner(tmp_path)
+    first.run(n_trials=5)
+    assert len(log.read_text().splitlines()) == 5 - twin_trials(first.study)
     url = f"sqlite:///{tmp_path / 'study.db'}"
     runner = resume_runner("synthetic", storage_url=url, evaluator_factory=SyntheticEvaluator)
     summary = runner.run()
     assert summary.trials_complete == 8
-    assert len(log.read_text().splitlines()) == 8
+    evaluated = 8 - twin_trials(runner.study)
+    assert len(log.read_text().splitlines()) == evaluated
     # a finished study does nothing more
     resume_runner("synthetic", storage_url=url, evaluator_factory=SyntheticEvaluator).run()
-    assert len(log.read_text().splitlines()) == 8
+    assert len(log.read_text().splitlines()) == evaluated
 
 
 def test_add_device_scores_stored_candidates_without_reevaluating(
@@ -187,3 +194,39 @@ def test_early_stopping_stores_pruned_candidates_outside_fronts(tmp_path: Path) 
     assert all(c.fidelity == 18 for c in complete if not c.is_baseline)
     # the budget counts complete and pruned trials
     assert len(complete) + len(pruned) == 14
+
+
+def test_a_repeated_configuration_reuses_its_stored_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A space of two configurations and eight trials: each configuration is evaluated once,
+    every later proposal of it completes with the stored numbers (and says whose)."""
+    from paretoedge import storage as st
+    from paretoedge.search._controller import TWIN_ATTR
+
+    log = tmp_path / "evals.log"
+    monkeypatch.setenv("PE_TEST_LOG", str(log))
+    config = synthetic_config(
+        space={"ffn.keep": [1.0, 0.5]},
+        baselines=[],
+        sampler={"name": "random"},
+        budget={"trials": 8},
+    )
+    runner = _runner(tmp_path, config)
+    summary = runner.run()
+    assert summary.trials_complete == 8
+    evaluated = [json.loads(line)["flat"]["ffn.keep"] for line in log.read_text().splitlines()]
+    assert sorted(evaluated) == [0.5, 1.0]
+    cands = {c.trial_number: c for c in st.list_candidates(runner.storage, study="synthetic")}
+    twins = {
+        t.number: t.user_attrs[TWIN_ATTR] for t in runner.study.trials if TWIN_ATTR in t.user_attrs
+    }
+    assert len(twins) == 6
+    for number, twin in twins.items():
+        c, original = cands[number], cands[twin]
+        assert TWIN_ATTR not in runner.study.trials[twin].user_attrs
+        assert c.spec == original.spec and c.state == "complete"
+        assert (c.accuracy, c.size_bytes) == (original.accuracy, original.size_bytes)
+        assert {m.device: m.latency_ms for m in c.metrics} == {
+            m.device: m.latency_ms for m in original.metrics
+        }
