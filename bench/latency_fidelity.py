@@ -36,7 +36,13 @@ from paretoedge.hardware_profiles import (
 )
 from paretoedge.hardware_profiles._calibrate import feature_rows, predict_from_features
 from paretoedge.hardware_profiles._graph import prepare
-from paretoedge.hardware_profiles._measure import Measurement, example_inputs, ort_session
+from paretoedge.hardware_profiles._measure import (
+    Measurement,
+    example_inputs,
+    measure_matmul_table,
+    ort_session,
+)
+from paretoedge.hardware_profiles._profile import MatmulTable
 from paretoedge.hardware_profiles._synthetic import BertShape, make_bert_onnx
 
 RUNTIMES = {"tvm-default": "host", "onnxruntime": "host-ort", "onnxruntime-1t": "host-ort"}
@@ -303,6 +309,35 @@ def _save_measurements(path: Path, measured: dict[tuple[str, str], tuple[float, 
             w.writerow([name, rt, f"{med:.5f}", f"{best:.5f}"])
 
 
+# Weight shapes of the matmul table: the K and N of every candidate family here (hidden
+# sizes, FFN widths, head-pruned attention widths, head dims and sequence lengths).
+TABLE_DIMS = [8, 16, 32, 48, 64, 96, 128, 192, 256, 288, 320, 384, 512, 768, 1024, 1152, 1536]
+
+
+def host_matmul_table(out: Path) -> MatmulTable:
+    """The host's TVM matmul table, measured once into ``out/matmul_table.json``."""
+    path = out / "matmul_table.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+    else:
+        start = time.perf_counter()
+        grid = measure_matmul_table(TABLE_DIMS, TABLE_DIMS)
+        data = {"k": TABLE_DIMS, "n": TABLE_DIMS, "ns_per_mac": grid}
+        path.write_text(json.dumps(data))
+        print(
+            f"matmul table: {len(grid) * len(grid[0])} shapes in "
+            f"{time.perf_counter() - start:.0f}s",
+            file=sys.stderr,
+        )
+    return MatmulTable(
+        k=tuple(data["k"]),
+        n=tuple(data["n"]),
+        ns_per_mac=tuple(tuple(r) for r in data["ns_per_mac"]),
+        source="bench/latency_fidelity.py --matmul-table: TVM default matmul kernels built "
+        "and timed in the Relax VM on this machine (M=64, fastest of 3-15 calls)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="synthetic candidates")
@@ -322,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=["median", "min"],
         default="min",
         help="which measured statistic the written profiles are fitted to",
+    )
+    parser.add_argument(
+        "--matmul-table",
+        action="store_true",
+        help="measure the TVM matmul kernel table on this machine (K x N grid) and cost the "
+        "host's matmuls from it (written with --write-profiles)",
     )
     parser.add_argument(
         "--prediction-table",
@@ -379,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     for stat, runtime in [(s, r) for r in RUNTIMES for s in ("median", "min")]:
         device = RUNTIMES[runtime]
         profile = load_profile(device)
+        if device == "host" and args.matmul_table:
+            profile = dataclasses.replace(profile, matmul_table=host_matmul_table(args.out))
         if device not in rows_by_device:
             rows_by_device[device] = dict(zip(paths, feature_rows(paths, profile), strict=True))
         rows = [rows_by_device[device][p] for p in paths]

@@ -8,16 +8,19 @@ Per kernel (from the target's lowered TIR, see :mod:`._lower`)::
 (the re-stream term is zero for runtimes with tiled matmuls; for untuned TVM loop nests it
 is the weight re-read once per output row from the cache level that holds it)
 
-and latency = sum of t_k + one call overhead. ``work`` is TVM's TIR FLOP estimate; ``bytes``
-are the kernel's arguments and result at their stored width. TVM legalizes quantized graphs
-into fp32/int32 kernels, so the model re-types them itself: a matmul whose weight is stored
-at <= 8 bits (``paretoedge.layers`` metadata, or an int8/int4 initializer behind a
-``DequantizeLinear``) and whose activations are quantized too (``act_bits: 8`` or a QDQ
-activation) runs at the profile's int8 peak, sub-8-bit weights pay the profile's unpack cost;
-a weight-only quantized matmul keeps fp32 compute but moves fewer weight bytes; kernels that
-only dequantize or re-layout a weight are folded away (runtimes do them at load time).
-Unstructured sparsity reduces work and weight bytes only at or above the profile's
-threshold, where sparse kernels pay off.
+and latency = sum of t_k + one call overhead. Where the profile carries a measured
+``matmul_table`` (untuned TVM on the host), a matmul's base time is its multiply-adds times
+the table's cost at its weight shape (a b-bit weight of N columns looked up as N*b/32 fp32
+columns: same column stride) instead of the roofline and re-stream terms.
+``work`` is TVM's TIR FLOP estimate; ``bytes`` are the kernel's arguments and result at
+their stored width. TVM legalizes quantized graphs into fp32/int32 kernels, so the model
+re-types them itself: a matmul whose weight is stored at <= 8 bits (``paretoedge.layers``
+metadata, or an int8/int4 initializer behind a ``DequantizeLinear``) and whose activations
+are quantized too (``act_bits: 8`` or a QDQ activation) runs at the profile's int8 peak,
+sub-8-bit weights pay the profile's unpack cost; a weight-only quantized matmul keeps fp32
+compute but moves fewer weight bytes; kernels that only dequantize or re-layout a weight are
+folded away (runtimes do them at load time). Unstructured sparsity reduces work and weight
+bytes only at or above the profile's threshold, where sparse kernels pay off.
 """
 
 from __future__ import annotations
@@ -135,6 +138,16 @@ class _KernelWork:
     int8_extra_ops: float
     bytes: float
     restream: dict[str, float]
+    table_s: float | None = None  # measured matmul time (profile.matmul_table), if it applies
+
+
+def _weight_operand(k: KernelRecord) -> tuple[int, int, int] | None:
+    """``(K, N, multiply-adds)`` of a matmul kernel: its second matrix operand is K x N."""
+    mats = [a for a in k.args if len(a.shape) >= 2]
+    if k.kind != "matmul" or len(mats) < 2:
+        return None
+    kdim, ndim = mats[1].shape[-2], mats[1].shape[-1]
+    return kdim, ndim, k.out_numel * kdim
 
 
 def _restream(
@@ -206,6 +219,19 @@ def _kernel_work(
             dtype = "fp16"
         if _sparse_pays(weight, profile):
             ops = ops * min(1.0, (1 - weight.sparsity) * profile.sparse_overhead)
+    table = profile.matmul_table
+    operand = _weight_operand(k)
+    if table is not None and operand is not None:
+        kdim, ndim, macs = operand
+        if weight is not None and weight.bits < 32:
+            # a narrower weight walks its column at a narrower stride: it behaves like an
+            # fp32 weight with proportionally fewer columns (the loop nest stays scalar)
+            ndim = max(1, round(ndim * weight.bits / 32))
+        density = ops / k.flops if k.flops > 0 else 1.0  # sparse kernels, where they pay
+        table_s = macs * density * table.ns(kdim, ndim) * 1e-9
+        return _KernelWork(
+            k.kind, dtype, ops, extra, nbytes, dict.fromkeys(RESTREAM_LEVELS, 0.0), table_s
+        )
     restream = _restream(k, None if weight is None else weight.bits, profile)
     return _KernelWork(k.kind, dtype, ops, extra, nbytes, restream)
 
@@ -215,6 +241,9 @@ def _restream_s(work: _KernelWork, profile: DeviceProfile) -> float:
 
 
 def _roofline_s(work: _KernelWork, profile: DeviceProfile) -> float:
+    """The kernel's base time: measured (matmul table) or compute vs memory roofline."""
+    if work.table_s is not None:
+        return work.table_s
     compute = work.ops / (profile.peak_gops[work.dtype] * 1e9)
     compute += work.int8_extra_ops / (profile.peak_gops["int8"] * 1e9)
     memory = work.bytes / (profile.memory_bandwidth_gbs * 1e9)

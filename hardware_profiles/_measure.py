@@ -115,3 +115,77 @@ def measure_ort(onnx_path: Path, *, repeats: int = 50, warmup: int = 5) -> Measu
     feeds = {k: v for k, v in feeds.items() if k in names}
     median, best = _time(lambda: session.run(None, feeds), repeats, warmup)
     return Measurement("onnxruntime", median, best, repeats)
+
+
+def _matmul_onnx(path: Path, m: int, k: int, n: int) -> Path:
+    """A one-MatMul ONNX graph: activations ``1 x m x k`` times a ``k x n`` weight."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w0")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, m, k])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, m, n])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w0"], ["y"])], "matmul", [x], [y], [weight]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def kernel_seconds(runner: TvmRunner, *, repeats: int, warmup: int = 2) -> list[float]:
+    """Fastest wall time of each kernel call of one inference (VM builtins excluded), timed
+    around the call by the Relax VM's instrument hook: the per-kernel truth for a model."""
+    feeds = example_inputs(runner.prepared)
+    clock = time.perf_counter
+    started = [0.0]
+    calls: list[float] = []
+
+    def instrument(func, symbol, before, ret, *args) -> int:  # noqa: ANN001
+        if symbol.startswith("vm."):
+            return 0
+        if before:
+            started[0] = clock()
+        else:
+            calls.append(clock() - started[0])
+        return 0
+
+    for _ in range(warmup):
+        runner.run(feeds)
+    runner._vm.set_instrument(instrument)
+    best: list[float] | None = None
+    for _ in range(repeats):
+        calls.clear()
+        runner.run(feeds)
+        best = (
+            list(calls) if best is None else [min(a, b) for a, b in zip(best, calls, strict=True)]
+        )
+    return best or []
+
+
+def measure_matmul_table(
+    ks: list[int], ns: list[int], *, m: int = 64, profile: DeviceProfile | str = "host"
+) -> list[list[float]]:
+    """Nanoseconds per multiply-add of ``profile``'s TVM matmul kernel on this machine, for
+    every weight shape ``K x N`` of the grid (rows K, columns N), at ``m`` activation rows.
+
+    Each shape is built through the same pipeline as a candidate (:func:`lower`) and timed
+    in the Relax VM; repeats adapt to the kernel's length (at least 3, about 0.3 s each).
+    """
+    import tempfile
+
+    table: list[list[float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in ks:
+            row = []
+            for n in ns:
+                path = _matmul_onnx(Path(tmp) / f"mm-{m}-{k}-{n}.onnx", m, k, n)
+                runner = TvmRunner(path, profile)
+                first = kernel_seconds(runner, repeats=1, warmup=1)[0]
+                repeats = max(3, min(15, int(0.3 / max(first, 1e-6))))
+                seconds = kernel_seconds(runner, repeats=repeats, warmup=0)[0]
+                row.append(seconds * 1e9 / (m * k * n))
+            table.append(row)
+    return table

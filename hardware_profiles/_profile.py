@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from paretoedge.errors import DeviceError, UnknownNameError
 
@@ -80,6 +80,81 @@ class _Scale(BaseModel):
     layout: float = Field(gt=0)
 
 
+class _MatmulTable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    k: list[int] = Field(min_length=1)
+    n: list[int] = Field(min_length=1)
+    ns_per_mac: list[list[float]] = Field(min_length=1)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> _MatmulTable:
+        for axis in ("k", "n"):
+            values = getattr(self, axis)
+            if any(v < 1 for v in values) or any(
+                b <= a for a, b in zip(values, values[1:], strict=False)
+            ):
+                raise ValueError(f"{axis} must be increasing positive integers")
+        if len(self.ns_per_mac) != len(self.k) or any(
+            len(row) != len(self.n) for row in self.ns_per_mac
+        ):
+            raise ValueError(f"ns_per_mac must be {len(self.k)} rows of {len(self.n)} numbers")
+        if any(not v > 0 for row in self.ns_per_mac for v in row):
+            raise ValueError("ns_per_mac values must be positive")
+        return self
+
+
+@dataclass(frozen=True)
+class MatmulTable:
+    """Measured nanoseconds per multiply-add of the runtime's matmul kernel by the shape
+    ``K x N`` of its second operand (the weight), interpolated in log space.
+
+    Untuned loop nests (TVM's default CPU build) walk a column of the weight per output
+    element; how fast that is depends on cache-set conflicts and prefetching in ways no
+    datasheet gives (on this host, 4.5 to 0.16 G multiply-adds/s at the same work), but
+    not on ``M`` (measured), so a K x N grid measured once per device predicts every
+    matmul. This is nn-Meter's approach (kernel-level predictors from measured kernels)
+    with a lookup table instead of a random forest.
+    """
+
+    k: tuple[int, ...]
+    n: tuple[int, ...]
+    ns_per_mac: tuple[tuple[float, ...], ...]
+    source: str = ""
+
+    def ns(self, k: int, n: int) -> float:
+        """Nanoseconds per multiply-add at ``k x n`` (bilinear in log K, log N, log ns;
+        clamped at the table's edges)."""
+        import math
+
+        def locate(axis: tuple[int, ...], v: int) -> tuple[int, int, float]:
+            x = math.log(max(v, 1))
+            logs = [math.log(a) for a in axis]
+            if x <= logs[0]:
+                return 0, 0, 0.0
+            if x >= logs[-1]:
+                return len(axis) - 1, len(axis) - 1, 0.0
+            hi = next(i for i, lv in enumerate(logs) if lv >= x)
+            lo = hi - 1
+            return lo, hi, (x - logs[lo]) / (logs[hi] - logs[lo])
+
+        k0, k1, fk = locate(self.k, k)
+        n0, n1, fn = locate(self.n, n)
+        t = self.ns_per_mac
+        ln = math.log
+        top = (1 - fn) * ln(t[k0][n0]) + fn * ln(t[k0][n1])
+        bottom = (1 - fn) * ln(t[k1][n0]) + fn * ln(t[k1][n1])
+        return math.exp((1 - fk) * top + fk * bottom)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        return {
+            "k": list(self.k),
+            "n": list(self.n),
+            "ns_per_mac": [[round(v, 5) for v in row] for row in self.ns_per_mac],
+            "source": self.source,
+        }
+
+
 class _ProfileSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9._-]*$")
@@ -102,6 +177,7 @@ class _ProfileSchema(BaseModel):
     limits: _Limits
     power: _Power
     kernel_scale: _Scale
+    matmul_table: _MatmulTable | None = None
     calibration: dict[str, Any] | None = None
 
 
@@ -130,7 +206,10 @@ class DeviceProfile:
             non-zero weight stores ``index_bytes`` extra.
         ram_bytes, flash_bytes, sram_bytes: Memory limits (None where not applicable).
         active_w: Power in watts while running inference (energy = power x latency).
-        kernel_scale: Multiplier on the roofline time per kernel kind (1 / efficiency).
+        kernel_scale: Multiplier on the roofline time per kernel kind (1 / efficiency); for
+            matmuls costed from ``matmul_table``, a multiplier on the table's time.
+        matmul_table: Measured matmul cost by weight shape (:class:`MatmulTable`); when set,
+            it replaces the roofline and re-stream terms of matmul kernels.
         source: Where the profile was read from.
     """
 
@@ -161,6 +240,7 @@ class DeviceProfile:
     kernel_scale: dict[str, float]
     calibration: dict[str, Any] | None = None
     source: str = field(default="", compare=False)
+    matmul_table: MatmulTable | None = None
 
     @property
     def target_key(self) -> str:
@@ -201,6 +281,7 @@ class DeviceProfile:
             },
             "power": {"active_w": self.active_w},
             "kernel_scale": dict(self.kernel_scale),
+            "matmul_table": None if self.matmul_table is None else self.matmul_table.to_yaml_dict(),
             "calibration": self.calibration,
         }
 
@@ -235,6 +316,14 @@ def _from_schema(s: _ProfileSchema, source: str) -> DeviceProfile:
         kernel_scale=s.kernel_scale.model_dump(),
         calibration=s.calibration,
         source=source,
+        matmul_table=None
+        if s.matmul_table is None
+        else MatmulTable(
+            k=tuple(s.matmul_table.k),
+            n=tuple(s.matmul_table.n),
+            ns_per_mac=tuple(tuple(row) for row in s.matmul_table.ns_per_mac),
+            source=s.matmul_table.source,
+        ),
     )
 
 
@@ -319,9 +408,22 @@ def resolve_profile(device: DeviceProfile | str) -> DeviceProfile:
     return device if isinstance(device, DeviceProfile) else load_profile(device)
 
 
+class _FlowListDumper(yaml.SafeDumper):
+    """Writes a list of scalars on one line (a table row of the matmul table, a target's
+    ``mattr``), everything else in block style."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(not isinstance(x, (list, dict)) for x in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_FlowListDumper.add_representer(list, _represent_list)
+
+
 def write_profile(profile: DeviceProfile, path: Path, *, header: str = "") -> Path:
     """Write ``profile`` as YAML (round-trips through :func:`parse_profile`)."""
-    body = yaml.safe_dump(profile.to_yaml_dict(), sort_keys=False)
+    body = yaml.dump(profile.to_yaml_dict(), Dumper=_FlowListDumper, sort_keys=False, width=100)
     comment = "".join(f"# {line}\n" for line in header.splitlines())
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
