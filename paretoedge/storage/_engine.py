@@ -259,6 +259,31 @@ class Storage:
                 raise StorageError(describe_error(exc, self.url)) from exc
 
 
+def _enable_wal(cursor: Any, busy_timeout_s: float) -> None:
+    """Put the database file in WAL mode (persistent: a file already in WAL is left alone).
+
+    Switching the journal mode needs an exclusive lock, and SQLite answers "database is
+    locked" at once, without its busy handler, when another process holds the file (two
+    workers opening a new study database together), so the switch is retried here for up to
+    the busy timeout.
+    """
+    import sqlite3
+
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + busy_timeout_s
+    delay = 0.01
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+
 def _sqlite_listeners(engine: Engine, *, busy_timeout_s: float, memory: bool) -> None:
     from sqlalchemy import event
 
@@ -271,7 +296,7 @@ def _sqlite_listeners(engine: Engine, *, busy_timeout_s: float, memory: bool) ->
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             cursor.execute("PRAGMA foreign_keys = ON")
             if not memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor, busy_timeout_s)
                 cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()

@@ -76,19 +76,21 @@ def test_scripts_ship_inside_the_package() -> None:
 
 
 def test_pyproject_package_data_covers_the_scripts() -> None:
-    """Migrations are data files of the ``paretoedge`` package, not a sub-package."""
+    """Migrations ship as data of listed (namespace) packages: every script is covered by its
+    folder's package-data globs, and the folders are not importable regular packages."""
     import fnmatch
     import tomllib
 
     root = Path(__file__).resolve().parents[2]
-    config = tomllib.loads((root / "pyproject.toml").read_text())
-    globs = config["tool"]["setuptools"]["package-data"]["paretoedge"]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
     location = Path(script_location())
     files = [p for p in location.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     assert len(files) >= 4
     for path in files:
-        rel = path.relative_to(root / "paretoedge").as_posix()
-        assert any(fnmatch.fnmatch(rel, g) and "/" not in rel[len(g) - 1 :] for g in globs), rel
+        package = ".".join(path.parent.relative_to(root).parts)
+        assert package in setuptools["packages"], package
+        globs = setuptools["package-data"].get(package, [])
+        assert any(fnmatch.fnmatch(path.name, g) for g in globs), (package, path.name)
     assert not (location / "__init__.py").exists()
 
 
