@@ -79,8 +79,11 @@ def print_fronts(runner: SearchRunner, summary: SearchSummary, *, as_json: bool)
         return
     console = Console()
     for device in summary.fronts:
-        page = get_front(runner.storage, study=summary.study, device=device, limit=1000)
-        table = Table(title=f"Pareto front on {device} ({page.total} candidates)")
+        page = get_front(
+            runner.storage, study=summary.study, device=device, limit=1000, baselines=True
+        )
+        on_front = sum(e.rank == 0 for e in page.entries)
+        table = Table(title=f"Pareto front on {device} ({on_front} candidates)")
         for col in (
             "trial",
             "candidate",
@@ -94,6 +97,8 @@ def print_fronts(runner: SearchRunner, summary: SearchSummary, *, as_json: bool)
         for e in page.entries:
             c, m = e.candidate, e.metrics
             what = c.baseline_name or describe_spec(c.spec)
+            if e.rank:  # a baseline listed for reference
+                what = f"{what} (baseline, dominated)"
             table.add_row(
                 str(c.trial_number),
                 what or "teacher",

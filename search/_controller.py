@@ -568,10 +568,16 @@ class SearchRunner:
         return out
 
     def fill_test_accuracy(self, fronts: Mapping[str, DeviceFront]) -> int:
-        """Measure test accuracy of front members that do not have it yet (ONNX on disk)."""
+        """Measure test accuracy of front members, and of the baselines (shown beside every
+        front for reference), that do not have it yet (ONNX on disk)."""
         from paretoedge import storage as st
 
-        members = sorted({n for f in fronts.values() for n in f.front})
+        baselines = {
+            c.trial_number
+            for c in st.list_candidates(self.storage, study=self.name, states=["complete"])
+            if c.is_baseline
+        }
+        members = sorted({n for f in fronts.values() for n in f.front} | baselines)
         done = 0
         for n in members:
             cand = st.get_candidate(self.storage, study=self.name, trial_number=n)

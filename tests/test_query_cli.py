@@ -166,3 +166,34 @@ def test_api_without_fastapi_names_the_extra(monkeypatch: pytest.MonkeyPatch) ->
         import paretoedge.api  # noqa: F401
     code = main(["serve", "--storage", "sqlite://"])
     assert code == 2
+
+
+def test_dominated_baseline_is_listed_for_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A baseline that drops off the front is still listed (after it, with its rank) unless
+    ``--no-baselines``."""
+    from paretoedge import storage as st
+
+    u = f"sqlite:///{tmp_path / 'pe.db'}"
+    populate(u)
+    storage = st.open_storage(u)
+    everything = st.get_front(storage, study="qs", device="rpi4", max_rank=None, limit=500)
+    ranks = {e.candidate.id: e.rank for e in everything.entries}
+    teacher = next(
+        e.candidate for e in everything.entries if e.candidate.baseline_name == "teacher"
+    )
+    st.replace_front(storage, study="qs", device="rpi4", ranks={**ranks, teacher.id: 2})
+    storage.close()
+
+    code, out, _ = _run(capsys, "front", "qs", "--device", "rpi4", "--storage", u,
+                        "--format", "json")  # fmt: skip
+    entries = json.loads(out)["entries"]
+    assert code == 0 and entries[-1]["baseline"] == "teacher" and entries[-1]["rank"] == 2
+    assert all(e["rank"] == 0 for e in entries[:-1])
+    monkeypatch.setenv("COLUMNS", "250")  # one line per row in the table
+    code, out, _ = _run(capsys, "front", "qs", "--device", "rpi4", "--storage", u)
+    assert code == 0 and "baseline teacher (dominated, rank 2)" in out
+    code, out, _ = _run(capsys, "front", "qs", "--device", "rpi4", "--storage", u,
+                        "--format", "json", "--no-baselines")  # fmt: skip
+    assert "teacher" not in {e["baseline"] for e in json.loads(out)["entries"]}

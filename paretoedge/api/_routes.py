@@ -119,6 +119,9 @@ def front(
         int | None, Query(ge=0, le=100_000, description="0: the front; omit with all=true")
     ] = 0,
     all_ranks: Annotated[bool, Query(alias="all", description="Include dominated")] = False,
+    baselines: Annotated[
+        bool, Query(description="Also list the baselines (teacher, int8) when dominated")
+    ] = False,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> FrontOut:
@@ -136,6 +139,7 @@ def front(
         limit=limit,
         offset=offset,
         max_rank=None if all_ranks else max_rank,
+        baselines=baselines,
     )
     return FrontOut.from_page(page)
 

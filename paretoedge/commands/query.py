@@ -110,9 +110,15 @@ def register(app: typer.Typer) -> None:
         sort: str = typer.Option("latency", "--sort", help="latency, accuracy or size."),
         fmt: str = typer.Option("table", "--format", help="table, json or csv."),
         limit: int = typer.Option(100, "--limit", min=1, max=1000, help="Rows at most."),
+        baselines: bool = typer.Option(
+            True,
+            "--baselines/--no-baselines",
+            help="List the baselines (teacher, int8) for reference even when dominated.",
+        ),
         storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
     ) -> None:
-        """The Pareto front of a study on one device, with filters (baselines marked)."""
+        """The Pareto front of a study on one device, with filters (baselines marked; a
+        dominated baseline is listed after the front for reference)."""
         from paretoedge.errors import ConfigError
         from paretoedge.storage import FRONT_SORTS, get_front
 
@@ -130,6 +136,7 @@ def register(app: typer.Typer) -> None:
                 max_size_bytes=None if max_size_mb is None else int(max_size_mb * 1e6),
                 sort=sort,  # type: ignore[arg-type]
                 limit=limit,
+                baselines=baselines,
             )
         rows = front_rows(page)
         if fmt == "json":
@@ -158,6 +165,8 @@ def register(app: typer.Typer) -> None:
             if r["baseline"]:
                 same = config in (r["baseline"], "uncompressed")
                 config = f"[bold]baseline {r['baseline']}[/]" + ("" if same else f" ({config})")
+                if r["rank"]:
+                    config += f" [dim](dominated, rank {r['rank']})[/]"
             table.add_row(
                 str(r["trial"]),
                 config,

@@ -843,6 +843,7 @@ def get_front(
     limit: int = 100,
     offset: int = 0,
     max_rank: int | None = 0,
+    baselines: bool = False,
 ) -> FrontPage:
     """The ranked candidates of a study on one device, filtered, sorted and paged.
 
@@ -860,6 +861,8 @@ def get_front(
         offset: Entries to skip.
         max_rank: Highest rank included: 0 (default) is the Pareto front itself,
             ``None`` every ranked candidate (for plots that show dominated ones).
+        baselines: Also include the study's baselines (teacher, int8) at any rank, as
+            reference rows after the front (their ``rank`` says whether they are on it).
 
     Raises:
         ConfigError: Invalid filter, sort, limit or offset (the message names it).
@@ -878,7 +881,11 @@ def get_front(
     study_id = select(st.c.id).where(st.c.name == study).scalar_subquery()
     conditions = [f.c.study_id == study_id, f.c.device == device]
     if max_rank is not None:
-        conditions.append(f.c.rank <= max_rank)
+        within = f.c.rank <= max_rank
+        if baselines:
+            baseline_ids = select(c.c.id).where(c.c.study_id == study_id, c.c.is_baseline)
+            within = within | f.c.candidate_id.in_(baseline_ids)
+        conditions.append(within)
     if max_latency is not None:
         conditions.append(f.c.latency_ms <= max_latency)
     if min_acc is not None:

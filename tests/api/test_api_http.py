@@ -100,6 +100,21 @@ def test_front_sort(server: Server, sort: str, key: str, reverse: bool) -> None:
     assert any(e["is_baseline"] for e in entries)  # the baselines are on this front, marked
 
 
+def test_front_can_list_the_baselines_for_reference(server: Server) -> None:
+    with server.client() as c:
+        for device in ("rpi4", "host"):
+            plain = c.get("/studies/qs/front", params={"device": device}).json()
+            both = c.get("/studies/qs/front", params={"device": device, "baselines": "true"})
+            assert both.status_code == 200
+            doc = both.json()
+            n = len(plain["entries"])
+            assert doc["entries"][:n] == plain["entries"]
+            extra = doc["entries"][n:]
+            assert all(e["is_baseline"] and e["rank"] > 0 for e in extra)
+            names = {e["baseline_name"] for e in doc["entries"] if e["is_baseline"]}
+            assert names == {"teacher", "int8"}
+
+
 def test_pagination_walks_every_entry_once(server: Server) -> None:
     with server.client() as c:
         full = c.get("/studies/qs/front", params={"device": "host", "all": "true"}).json()

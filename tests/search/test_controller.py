@@ -78,10 +78,10 @@ def test_study_stores_candidates_and_a_front_per_device(tmp_path: Path) -> None:
         page = st.get_front(runner.storage, study="synthetic", device=device)
         assert {e.candidate.trial_number for e in page.entries} == expected
         assert set(summary.fronts[device].front) == expected
-        # test accuracy is measured for front members only
+        # test accuracy is measured for front members and the baselines only
         for c in st.list_candidates(runner.storage, study="synthetic"):
             in_any_front = any(c.trial_number in f.front for f in summary.fronts.values())
-            assert (c.test_accuracy is not None) == in_any_front
+            assert (c.test_accuracy is not None) == (in_any_front or c.is_baseline)
     assert st.get_study(runner.storage, name="synthetic").status == "finished"
 
 

@@ -593,3 +593,21 @@ def test_front_follows_later_metric_and_accuracy_updates(
     top = get_front(storage, study="s1", device="rpi4", max_rank=None, min_accuracy=0.99)
     assert [e.candidate.id for e in top.entries] == [last.id]
     assert top.entries[0].candidate.accuracy == 0.999
+
+
+def test_front_lists_dominated_baselines_for_reference_when_asked(
+    storage: Storage, ranked: dict[str, Any]
+) -> None:
+    """``baselines=True`` adds a dominated baseline after the front, with its rank."""
+    ranks = ranked["ranks"]["rpi4"]
+    dominated = next(cid for cid, r in sorted(ranks.items()) if r > 0)
+    trial = next(c.trial_number for c in list_candidates(storage, study="s1") if c.id == dominated)
+    _add(storage, "s1", trial, is_baseline=True, baseline_name="teacher")
+    plain = get_front(storage, study="s1", device="rpi4", limit=MAX_PAGE_SIZE)
+    assert dominated not in {e.candidate.id for e in plain.entries}
+    both = get_front(storage, study="s1", device="rpi4", limit=MAX_PAGE_SIZE, baselines=True)
+    assert both.total == plain.total + 1
+    assert [e.candidate.id for e in both.entries[:-1]] == [e.candidate.id for e in plain.entries]
+    last = both.entries[-1]
+    assert last.candidate.id == dominated and last.candidate.baseline_name == "teacher"
+    assert last.rank == ranks[dominated] > 0
