@@ -645,26 +645,41 @@ class SearchRunner:
         return self.summary(fronts)
 
     def sync_failed(self, study: optuna.Study) -> int:
-        """Mark candidates failed whose Optuna trial failed while their process was gone."""
+        """Mark candidates failed whose Optuna trial failed while their process was gone.
+
+        A trial can also die before its worker wrote any candidate row (a Ray driver killed
+        between creating the trial and the worker starting it): it gets a failed row with the
+        spec of its parameters, so every Optuna trial keeps exactly one candidate row.
+        """
         import optuna
 
         from paretoedge import storage as st
 
-        failed = {
-            t.number
-            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
-        }
+        failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+        rows = {c.trial_number: c for c in st.list_candidates(self.storage, study=self.name)}
         n = 0
-        for c in st.list_candidates(self.storage, study=self.name, states=["running"]):
-            if c.trial_number in failed:
-                st.upsert_candidate(
-                    self.storage,
-                    study=self.name,
-                    trial_number=c.trial_number,
-                    state="failed",
-                    spec=dict(c.spec),
-                )
-                n += 1
+        for t in failed:
+            row = rows.get(t.number)
+            if row is not None and row.state != "running":
+                continue
+            baseline = t.user_attrs.get(BASELINE_ATTR)
+            if row is not None:
+                spec = dict(row.spec)
+                baseline = row.baseline_name if row.is_baseline else baseline
+            elif baseline:
+                spec = baseline_flat(baseline)
+            else:
+                spec = normalize_flat(candidate_flat(self.config, t.params))
+            st.upsert_candidate(
+                self.storage,
+                study=self.name,
+                trial_number=t.number,
+                state="failed",
+                spec=spec,
+                is_baseline=bool(baseline),
+                baseline_name=baseline,
+            )
+            n += 1
         return n
 
     def summary(self, fronts: Mapping[str, DeviceFront] | None = None) -> SearchSummary:

@@ -367,7 +367,7 @@ class StudySearcher(OptunaSearch):
             storage.set_trial_state_values(ot_trial._trial_id, optuna.trial.TrialState.FAIL)
             self.failed_numbers.append(ot_trial.number)
             _log.warning("trial %d failed on the cluster (error=%s)", ot_trial.number, error)
-        self._runner._sync_failed(self._ot_study)
+        self._runner.sync_failed(self._ot_study)
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its searcher into the experiment directory; the study (and the

@@ -230,3 +230,27 @@ def test_a_repeated_configuration_reuses_its_stored_result(
         assert {m.device: m.latency_ms for m in c.metrics} == {
             m.device: m.latency_ms for m in original.metrics
         }
+
+
+def test_a_trial_that_died_before_its_row_was_written_gets_a_failed_row(tmp_path: Path) -> None:
+    """A trial created (and its parameters sampled) whose process died before the worker
+    wrote its candidate row is failed on resume and gets a failed row with its spec, so every
+    Optuna trial keeps exactly one candidate row."""
+    import optuna
+
+    from paretoedge import storage as st
+    from paretoedge.search import suggest
+
+    runner = _runner(tmp_path, synthetic_config(baselines=[], budget={"trials": 3}))
+    study = runner.study
+    orphan = study.ask()
+    params = suggest(orphan, runner.config.space)
+    study._storage.set_trial_state_values(orphan._trial_id, optuna.trial.TrialState.FAIL)
+    summary = runner.run()
+    assert summary.trials_complete == 3
+    cands = {c.trial_number: c for c in st.list_candidates(runner.storage, study="synthetic")}
+    assert sorted(cands) == sorted(t.number for t in runner.study.trials)
+    row = cands[orphan.number]
+    assert row.state == "failed" and not row.is_baseline
+    for key, value in params.items():
+        assert row.spec[key] == value
