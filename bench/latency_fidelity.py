@@ -329,13 +329,11 @@ def host_matmul_table(out: Path) -> MatmulTable:
             f"{time.perf_counter() - start:.0f}s",
             file=sys.stderr,
         )
-    return MatmulTable(
-        k=tuple(data["k"]),
-        n=tuple(data["n"]),
-        ns_per_mac=tuple(tuple(r) for r in data["ns_per_mac"]),
-        source="bench/latency_fidelity.py --matmul-table: TVM default matmul kernels built "
-        "and timed in the Relax VM on this machine (M=64, fastest of 3-15 calls)",
+    data["source"] = (
+        "bench/latency_fidelity.py --matmul-table: TVM default matmul kernels built "
+        "and timed in the Relax VM on this machine (M=64, fastest of 3-15 calls)"
     )
+    return MatmulTable.from_dict(data, source=str(path))
 
 
 def main(argv: list[str] | None = None) -> int:

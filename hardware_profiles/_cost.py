@@ -35,7 +35,7 @@ from paretoedge.errors import LoweringError
 
 from ._cache import cache_get, cache_key, cache_put
 from ._graph import PreparedGraph, WeightInfo, prepare
-from ._lower import KernelRecord, LoweredGraph, dtype_bytes, lower
+from ._lower import ArgRecord, KernelRecord, LoweredGraph, dtype_bytes, lower
 from ._profile import KERNEL_KINDS, DeviceProfile, resolve_profile
 
 log = logging.getLogger(__name__)
@@ -141,13 +141,12 @@ class _KernelWork:
     table_s: float | None = None  # measured matmul time (profile.matmul_table), if it applies
 
 
-def _weight_operand(k: KernelRecord) -> tuple[int, int, int] | None:
-    """``(K, N, multiply-adds)`` of a matmul kernel: its second matrix operand is K x N."""
+def _matmul_operands(k: KernelRecord) -> tuple[ArgRecord, ArgRecord] | None:
+    """The ``A`` (M x K) and ``B`` (K x N, the weight) operands of a matmul kernel."""
     mats = [a for a in k.args if len(a.shape) >= 2]
     if k.kind != "matmul" or len(mats) < 2:
         return None
-    kdim, ndim = mats[1].shape[-2], mats[1].shape[-1]
-    return kdim, ndim, k.out_numel * kdim
+    return mats[0], mats[1]
 
 
 def _restream(
@@ -155,12 +154,10 @@ def _restream(
 ) -> dict[str, float]:
     """Bytes an untuned matmul re-reads of its B operand, by the cache level holding B."""
     out = dict.fromkeys(RESTREAM_LEVELS, 0.0)
-    if profile.schedule != "naive" or k.kind != "matmul":
+    operands = _matmul_operands(k)
+    if profile.schedule != "naive" or operands is None:
         return out
-    mats = [a for a in k.args if len(a.shape) >= 2]
-    if len(mats) < 2:
-        return out
-    a, b = mats[0], mats[1]
+    a, b = operands
     kdim, ndim = b.shape[-2], b.shape[-1]
     m = a.shape[-2]
     batch = max(1, b.numel // max(1, kdim * ndim))
@@ -220,9 +217,10 @@ def _kernel_work(
         if _sparse_pays(weight, profile):
             ops = ops * min(1.0, (1 - weight.sparsity) * profile.sparse_overhead)
     table = profile.matmul_table
-    operand = _weight_operand(k)
-    if table is not None and operand is not None:
-        kdim, ndim, macs = operand
+    operands = _matmul_operands(k)
+    if table is not None and operands is not None:
+        kdim, ndim = operands[1].shape[-2], operands[1].shape[-1]
+        macs = k.out_numel * kdim
         if weight is not None and weight.bits < 32:
             # a narrower weight walks its column at a narrower stride: it behaves like an
             # fp32 weight with proportionally fewer columns (the loop nest stays scalar)

@@ -146,6 +146,18 @@ class MatmulTable:
         bottom = (1 - fn) * ln(t[k1][n0]) + fn * ln(t[k1][n1])
         return math.exp((1 - fk) * top + fk * bottom)
 
+    @staticmethod
+    def from_dict(data: Any, source: str = "matmul_table") -> MatmulTable:
+        """A validated table from its YAML/JSON form (``k``, ``n``, ``ns_per_mac``).
+
+        Raises:
+            DeviceError: A malformed table (names ``source`` and the problem).
+        """
+        try:
+            return _table_of(_MatmulTable.model_validate(data))
+        except ValidationError as exc:
+            raise DeviceError(f"{source}: invalid matmul table: {exc.errors()[0]['msg']}") from None
+
     def to_yaml_dict(self) -> dict[str, Any]:
         return {
             "k": list(self.k),
@@ -153,6 +165,15 @@ class MatmulTable:
             "ns_per_mac": [[round(v, 5) for v in row] for row in self.ns_per_mac],
             "source": self.source,
         }
+
+
+def _table_of(s: _MatmulTable) -> MatmulTable:
+    return MatmulTable(
+        k=tuple(s.k),
+        n=tuple(s.n),
+        ns_per_mac=tuple(tuple(row) for row in s.ns_per_mac),
+        source=s.source,
+    )
 
 
 class _ProfileSchema(BaseModel):
@@ -316,14 +337,7 @@ def _from_schema(s: _ProfileSchema, source: str) -> DeviceProfile:
         kernel_scale=s.kernel_scale.model_dump(),
         calibration=s.calibration,
         source=source,
-        matmul_table=None
-        if s.matmul_table is None
-        else MatmulTable(
-            k=tuple(s.matmul_table.k),
-            n=tuple(s.matmul_table.n),
-            ns_per_mac=tuple(tuple(row) for row in s.matmul_table.ns_per_mac),
-            source=s.matmul_table.source,
-        ),
+        matmul_table=None if s.matmul_table is None else _table_of(s.matmul_table),
     )
 
 

@@ -88,3 +88,9 @@ def test_measured_table_sees_cache_conflicts() -> None:
 
     ((small, big),) = measure_matmul_table([1024], [64, 1024], m=16)
     assert small > 0 and big > 3 * small
+
+
+def test_from_dict_validates_like_a_profile() -> None:
+    assert MatmulTable.from_dict(TABLE.to_yaml_dict()) == TABLE
+    with pytest.raises(DeviceError, match=r"t\.json: invalid matmul table: .*increasing"):
+        MatmulTable.from_dict({"k": [32, 16], "n": [64], "ns_per_mac": [[1.0], [1.0]]}, "t.json")
