@@ -341,6 +341,13 @@ def _from_schema(s: _ProfileSchema, source: str) -> DeviceProfile:
     )
 
 
+def _short_repr(value: Any, limit: int = 60) -> str:
+    """``repr`` of an invalid value, cut to ``limit`` characters (a whole matmul table
+    would otherwise fill the terminal while the message names the field anyway)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_profile(text: str, source: str) -> DeviceProfile:
     """Validate YAML text into a profile; errors name ``source`` and the field."""
     try:
@@ -355,7 +362,7 @@ def parse_profile(text: str, source: str) -> DeviceProfile:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
         value = err.get("input")
-        shown = "" if err["type"] == "missing" else f"={value!r}"
+        shown = "" if err["type"] == "missing" else f"={_short_repr(value)}"
         raise DeviceError(f"{source}: invalid field {loc}{shown}: {err['msg']}") from None
     return _from_schema(schema, source)
 
