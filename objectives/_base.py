@@ -11,12 +11,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from paretoedge._registry import Registry
+from paretoedge._types import Direction
 from paretoedge.errors import ConfigError
-
-Direction = Literal["minimize", "maximize"]
 
 
 @dataclass(frozen=True)

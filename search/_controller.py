@@ -290,6 +290,11 @@ class SearchRunner:
         return self._evaluator
 
     @property
+    def evaluator_factory(self) -> EvaluatorFactory:
+        """What builds this runner's evaluator (passed on to add-device and the API)."""
+        return self._evaluator_factory
+
+    @property
     def study(self) -> optuna.Study:
         if self._study is None:
             self.setup()

@@ -13,12 +13,9 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Literal
 
+from paretoedge._types import DIRECTIONS, Direction
 from paretoedge.errors import ConfigError
-
-Direction = Literal["minimize", "maximize"]
-DIRECTIONS: tuple[Direction, ...] = ("minimize", "maximize")
 
 
 def _as_minimization(

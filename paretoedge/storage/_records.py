@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
+from paretoedge._types import Direction
+
 StudyStatus = Literal["running", "finished", "stopped", "failed"]
 CandidateState = Literal["running", "complete", "pruned", "failed"]
 ArtifactKind = Literal["onnx", "hf", "tvm", "card"]
 FrontSort = Literal["latency", "accuracy", "size"]
-Direction = Literal["minimize", "maximize"]
 
 STUDY_STATUSES: tuple[str, ...] = get_args(StudyStatus)
 CANDIDATE_STATES: tuple[str, ...] = get_args(CandidateState)
