@@ -740,8 +740,38 @@ def _count(study: optuna.Study, states: tuple[Any, ...]) -> int:
 
 
 def _short(flat: Mapping[str, Any]) -> str:
-    keep = {k: v for k, v in flat.items() if not k.startswith("recovery.")}
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in keep.items())
+    """``prune.sparsity=0.3, quant.bits=8``: what a candidate changes, without the recovery
+    budget and without the fields left at their defaults (a stored spec lists every field
+    of every transform it enables; a transform's first field, its main setting, is always
+    shown)."""
+    sections: dict[str, list[str]] = {}
+    for k in flat:
+        if not k.startswith("recovery."):
+            sections.setdefault(k.split(".", 1)[0], []).append(k)
+    keep: list[str] = []
+    for first, *rest in sections.values():
+        keep.append(first)
+        keep.extend(k for k in rest if not _is_default(flat, k))
+    text = ", ".join(
+        f"{k}={flat[k]:g}" if isinstance(flat[k], float) else f"{k}={flat[k]}" for k in keep
+    )
+    return text or "uncompressed"
+
+
+def _is_default(flat: Mapping[str, Any], key: str) -> bool:
+    """Whether ``flat[key]`` is its transform's default: the value the key takes when the
+    transform is switched on by one of its other keys alone."""
+    from paretoedge.compression import CompressionSpec
+
+    section = key.split(".", 1)[0]
+    sibling = next((k for k in flat if k != key and k.split(".", 1)[0] == section), None)
+    if sibling is None:
+        return False
+    try:
+        default = CompressionSpec.from_flat({sibling: flat[sibling]}).to_flat().get(key)
+    except ParetoEdgeError:  # keys of a custom evaluator's own
+        return False
+    return default is not None and default == flat[key]
 
 
 def _metrics_record(cls: Any, candidate_id: int, device: str, m: DeviceMetrics) -> Any:
@@ -899,7 +929,9 @@ def add_device(
 
 
 class _Display:
-    """Rich live view: trial progress plus best-so-far and front size per device."""
+    """Progress of a run: on a terminal a Rich live view (trial bar, best-so-far and front
+    size per device); elsewhere (CI, a log file, ``nohup``) one plain line per finished
+    trial on stderr, since a live view writes nothing useful to a file."""
 
     def __init__(self, runner: SearchRunner, total: int | None) -> None:
         from rich.console import Console
@@ -914,6 +946,9 @@ class _Display:
 
         self.runner = runner
         self.console = Console(stderr=True)
+        self.plain = not self.console.is_terminal
+        self.total = total
+        self.finished = 0
         self.progress = Progress(
             TextColumn("[bold]trials"),
             BarColumn(),
@@ -928,12 +963,14 @@ class _Display:
         self.live = Live(self._render(), console=self.console, refresh_per_second=4)
 
     def __enter__(self) -> _Display:
-        self.live.__enter__()
+        if not self.plain:
+            self.live.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.live.update(self._render())
-        self.live.__exit__(*exc)
+        if not self.plain:
+            self.live.update(self._render())
+            self.live.__exit__(*exc)
 
     def _render(self) -> Any:
         from rich.console import Group
@@ -949,6 +986,8 @@ class _Display:
         return Group(self.progress, table)
 
     def start_trial(self, number: int, what: str) -> None:
+        if self.plain:
+            return
         self.progress.update(self.task, description=f"trial {number}: {what}")
         self.live.update(self._render())
 
@@ -969,5 +1008,26 @@ class _Display:
             accs = [c.accuracy for c in members if c.accuracy is not None]
             lats = [m.latency_ms for c in members if (m := c.metrics_for(d)) is not None]
             self.best[d] = (max(accs, default=math.nan), min(lats, default=math.nan))
+        self.finished += 1
+        if self.plain:
+            self.console.print(
+                self._line(number, result), markup=False, highlight=False, soft_wrap=True
+            )
+            return
         self.progress.advance(self.task)
         self.live.update(self._render())
+
+    def _line(self, number: int, result: CandidateResult) -> str:
+        """``trial 7 (3/20) 12.4 s acc 0.842: sparsity 0.3 int8 | rpi4 front 5 ...``"""
+        of = f"{self.finished}/{self.total}" if self.total is not None else str(self.finished)
+        how = (
+            f"reused trial {result.twin_of}"
+            if result.twin_of is not None
+            else (f"{result.wall_s:.1f} s")
+        )
+        acc = result.evaluation.accuracy
+        fronts = ", ".join(
+            f"{d} front {len(f.front)} (fastest {self.best.get(d, (math.nan, math.nan))[1]:.2f} ms)"
+            for d, f in self.fronts.items()
+        )
+        return f"trial {number} ({of}) {how} acc {acc:.3f}: {_short(result.flat)} | {fronts}"

@@ -1,0 +1,48 @@
+"""What a person sees of a run: one plain line per finished trial when stderr is not a
+terminal (CI, a log file, nohup), and candidate descriptions without default fields."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from _synthetic import SyntheticEvaluator, synthetic_config
+
+from paretoedge.search._controller import SearchRunner, _short, normalize_flat
+
+
+def test_a_run_without_a_terminal_prints_a_line_per_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runner = SearchRunner(
+        synthetic_config(),
+        storage_url=f"sqlite:///{tmp_path / 'study.db'}",
+        evaluator_factory=SyntheticEvaluator,
+        artifacts_dir=tmp_path / "artifacts",
+        progress=True,
+    )
+    runner.run()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("trial ")]
+    assert len(lines) == 8
+    assert all(re.match(r"trial \d+ \(\d/8\) ", ln) for ln in lines)
+    assert [int(ln.split("(")[1].split("/")[0]) for ln in lines] == list(range(1, 9))
+    assert all("dev-a front" in ln and "dev-b front" in ln for ln in lines)
+    assert any("reused trial" in ln for ln in lines) or all(" s acc " in ln for ln in lines)
+
+
+@pytest.mark.parametrize(
+    ("flat", "text"),
+    [
+        (
+            {"prune.sparsity": 0.3, "quant.bits": 8, "recovery.steps": 6},
+            "prune.sparsity=0.3, quant.bits=8",
+        ),
+        ({"quant.bits": 4, "quant.scheme": "cluster"}, "quant.bits=4, quant.scheme=cluster"),
+        ({"prune.sparsity": 0.5, "prune.scope": "layer"}, "prune.sparsity=0.5, prune.scope=layer"),
+        ({}, "uncompressed"),
+    ],
+    ids=["defaults-hidden", "scheme-shown", "scope-shown", "nothing"],
+)
+def test_descriptions_show_only_what_differs_from_defaults(flat: dict, text: str) -> None:
+    assert _short(normalize_flat(flat)) == text
