@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from paretoedge._describe import describe_spec
 from paretoedge.errors import ConfigError, MissingExtraError
 
 if TYPE_CHECKING:
@@ -31,36 +32,8 @@ _log = logging.getLogger(__name__)
 #: Most points drawn per device (the best-ranked ones); a plot of more is unreadable.
 MAX_POINTS = 5000
 
-_SHORT = {
-    "prune.sparsity": "sparsity",
-    "heads.keep": "heads",
-    "ffn.keep": "ffn",
-    "lowrank.rank": "rank",
-    "lowrank.energy": "energy",
-    "distill.layers": "layers",
-    "recovery.steps": "recovery",
-}
-
-
-def spec_summary(spec: Mapping[str, Any]) -> str:
-    """A short one-line description of a flat compression spec ("uncompressed" if empty)."""
-    parts = []
-    for key in sorted(spec):
-        value = spec[key]
-        if key == "quant.bits":
-            parts.append("fp32" if value == 32 else "fp16" if value == 16 else f"int{value}")
-        elif key == "quant.scheme":
-            if value == "cluster":
-                parts.append("k-means")
-        elif key.startswith("quant.layer_bits."):
-            parts.append(f"{key.rsplit('.', 1)[1]}:{value}b")
-        elif key in _SHORT:
-            parts.append(
-                f"{_SHORT[key]} {value:g}" if isinstance(value, float) else f"{_SHORT[key]} {value}"
-            )
-        elif not key.startswith("recovery."):
-            parts.append(f"{key}={value}")
-    return ", ".join(parts) or "uncompressed"
+#: The one description of a candidate every view uses.
+spec_summary = describe_spec
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from paretoedge._describe import collapse_twins, describe_spec
+
 if TYPE_CHECKING:
     from paretoedge.search._controller import SearchRunner, SearchSummary
 
@@ -40,33 +42,6 @@ def _fronts_json(runner: SearchRunner, summary: SearchSummary) -> dict[str, Any]
     }
 
 
-_SHORT = {
-    "prune.sparsity": "sparsity",
-    "heads.keep": "heads",
-    "ffn.keep": "ffn",
-    "lowrank.rank": "rank",
-    "lowrank.energy": "energy",
-    "distill.layers": "layers",
-}
-
-
-def describe_spec(spec: Any) -> str:
-    """A compact one-line description of a flat spec (recovery and defaults left out)."""
-    parts = []
-    for key, value in spec.items():
-        if key in _SHORT:
-            parts.append(
-                f"{_SHORT[key]} {value:g}" if isinstance(value, float) else f"{_SHORT[key]} {value}"
-            )
-        elif key == "quant.bits":
-            parts.append("fp32" if value == 32 else "fp16" if value == 16 else f"int{value}")
-        elif key == "quant.scheme" and value == "cluster":
-            parts.append("k-means")
-        elif key.startswith("quant.layer_bits."):
-            parts.append(f"{key.rsplit('.', 1)[1]}:{value}b")
-    return " ".join(parts) or "uncompressed"
-
-
 def print_fronts(runner: SearchRunner, summary: SearchSummary, *, as_json: bool) -> None:
     """One table per device: the front members, fastest first."""
     from rich.console import Console
@@ -94,11 +69,13 @@ def print_fronts(runner: SearchRunner, summary: SearchSummary, *, as_json: bool)
             "feasible",
         ):
             table.add_column(col, justify="left" if col == "candidate" else "right")
-        for e in page.entries:
+        for e, twins in collapse_twins(page.entries):
             c, m = e.candidate, e.metrics
             what = c.baseline_name or describe_spec(c.spec)
             if e.rank:  # a baseline listed for reference
                 what = f"{what} (baseline, dominated)"
+            if twins:
+                what += f" (also trials {', '.join(map(str, twins))})"
             table.add_row(
                 str(c.trial_number),
                 what or "teacher",

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from paretoedge._describe import describe_spec
 from paretoedge.errors import ConfigError, ParetoEdgeError, UnknownNameError
 from paretoedge.objectives import DeviceMetrics, Direction, Evaluation
 from paretoedge.search._config import StudyConfig, parse_config
@@ -399,7 +400,7 @@ class SearchRunner:
             baseline_name=baseline,
         )
         if self._display:
-            self._display.start_trial(number, baseline or _short(flat))
+            self._display.start_trial(number, baseline or describe_spec(flat))
         try:
             self.artifacts_dir.mkdir(parents=True, exist_ok=True)
             onnx_path = self.artifacts_dir / f"trial-{number:05d}.onnx"
@@ -739,41 +740,6 @@ def _count(study: optuna.Study, states: tuple[Any, ...]) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def _short(flat: Mapping[str, Any]) -> str:
-    """``prune.sparsity=0.3, quant.bits=8``: what a candidate changes, without the recovery
-    budget and without the fields left at their defaults (a stored spec lists every field
-    of every transform it enables; a transform's first field, its main setting, is always
-    shown)."""
-    sections: dict[str, list[str]] = {}
-    for k in flat:
-        if not k.startswith("recovery."):
-            sections.setdefault(k.split(".", 1)[0], []).append(k)
-    keep: list[str] = []
-    for first, *rest in sections.values():
-        keep.append(first)
-        keep.extend(k for k in rest if not _is_default(flat, k))
-    text = ", ".join(
-        f"{k}={flat[k]:g}" if isinstance(flat[k], float) else f"{k}={flat[k]}" for k in keep
-    )
-    return text or "uncompressed"
-
-
-def _is_default(flat: Mapping[str, Any], key: str) -> bool:
-    """Whether ``flat[key]`` is its transform's default: the value the key takes when the
-    transform is switched on by one of its other keys alone."""
-    from paretoedge.compression import CompressionSpec
-
-    section = key.split(".", 1)[0]
-    sibling = next((k for k in flat if k != key and k.split(".", 1)[0] == section), None)
-    if sibling is None:
-        return False
-    try:
-        default = CompressionSpec.from_flat({sibling: flat[sibling]}).to_flat().get(key)
-    except ParetoEdgeError:  # keys of a custom evaluator's own
-        return False
-    return default is not None and default == flat[key]
-
-
 def _metrics_record(cls: Any, candidate_id: int, device: str, m: DeviceMetrics) -> Any:
     return cls(
         candidate_id=candidate_id,
@@ -1030,4 +996,4 @@ class _Display:
             f"{d} front {len(f.front)} (fastest {self.best.get(d, (math.nan, math.nan))[1]:.2f} ms)"
             for d, f in self.fronts.items()
         )
-        return f"trial {number} ({of}) {how} acc {acc:.3f}: {_short(result.flat)} | {fronts}"
+        return f"trial {number} ({of}) {how} acc {acc:.3f}: {describe_spec(result.flat)} | {fronts}"

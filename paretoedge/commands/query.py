@@ -41,18 +41,20 @@ def _num(value: float | None, pattern: str = "{:.4f}") -> str:
 
 
 def front_rows(page: FrontPage) -> list[dict[str, Any]]:
-    """Flat rows of a front page (the CSV/JSON output of ``paretoedge front``)."""
-    from paretoedge._plot import spec_summary
+    """Flat rows of a front page (the CSV/JSON output of ``paretoedge front``): one per
+    distinct candidate, a twin's trial numbers in ``also_trials``."""
+    from paretoedge._describe import collapse_twins, describe_spec
 
     rows = []
-    for e in page.entries:
+    for e, twins in collapse_twins(page.entries):
         c, m = e.candidate, e.metrics
         rows.append(
             {
                 "trial": c.trial_number,
+                "also_trials": list(twins),
                 "rank": e.rank,
                 "baseline": c.baseline_name if c.is_baseline else None,
-                "config": spec_summary(c.spec),
+                "config": describe_spec(c.spec),
                 "accuracy": c.accuracy,
                 "test_accuracy": c.test_accuracy,
                 "latency_ms": m.latency_ms,
@@ -148,7 +150,9 @@ def register(app: typer.Typer) -> None:
             fields = [k for k in rows[0] if k != "spec"] if rows else ["trial"]
             writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(
+                {**r, "also_trials": " ".join(map(str, r["also_trials"]))} for r in rows
+            )
             typer.echo(buf.getvalue(), nl=False)
             return
         from rich.console import Console
@@ -167,6 +171,8 @@ def register(app: typer.Typer) -> None:
                 config = f"[bold]baseline {r['baseline']}[/]" + ("" if same else f" ({config})")
                 if r["rank"]:
                     config += f" [dim](dominated, rank {r['rank']})[/]"
+            if r["also_trials"]:
+                config += f" (also trials {', '.join(map(str, r['also_trials']))})"
             table.add_row(
                 str(r["trial"]),
                 config,

@@ -1,5 +1,5 @@
 """What a person sees of a run: one plain line per finished trial when stderr is not a
-terminal (CI, a log file, nohup), and candidate descriptions without default fields."""
+terminal (CI, a log file, nohup)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from _synthetic import SyntheticEvaluator, synthetic_config
 
-from paretoedge.search._controller import SearchRunner, _short, normalize_flat
+from paretoedge.search._controller import SearchRunner
 
 
 def test_a_run_without_a_terminal_prints_a_line_per_trial(
@@ -29,20 +29,3 @@ def test_a_run_without_a_terminal_prints_a_line_per_trial(
     assert [int(ln.split("(")[1].split("/")[0]) for ln in lines] == list(range(1, 9))
     assert all("dev-a front" in ln and "dev-b front" in ln for ln in lines)
     assert any("reused trial" in ln for ln in lines) or all(" s acc " in ln for ln in lines)
-
-
-@pytest.mark.parametrize(
-    ("flat", "text"),
-    [
-        (
-            {"prune.sparsity": 0.3, "quant.bits": 8, "recovery.steps": 6},
-            "prune.sparsity=0.3, quant.bits=8",
-        ),
-        ({"quant.bits": 4, "quant.scheme": "cluster"}, "quant.bits=4, quant.scheme=cluster"),
-        ({"prune.sparsity": 0.5, "prune.scope": "layer"}, "prune.sparsity=0.5, prune.scope=layer"),
-        ({}, "uncompressed"),
-    ],
-    ids=["defaults-hidden", "scheme-shown", "scope-shown", "nothing"],
-)
-def test_descriptions_show_only_what_differs_from_defaults(flat: dict, text: str) -> None:
-    assert _short(normalize_flat(flat)) == text
