@@ -12,6 +12,7 @@ from ._cost import KernelCost, Prediction, cost, features, lower_cached, predict
 from ._graph import PreparedGraph, WeightInfo, prepare
 from ._lower import KernelRecord, LoweredGraph, kernel_kind, lower
 from ._measure import Measurement, TvmRunner, example_inputs, measure_ort, measure_tvm
+from ._predict import predict_many
 from ._profile import (
     KERNEL_KINDS,
     DeviceProfile,
@@ -51,6 +52,7 @@ __all__ = [
     "measure_tvm",
     "parse_profile",
     "predict",
+    "predict_many",
     "prepare",
     "profile_names",
     "read_measurements",

@@ -360,18 +360,6 @@ def predict(
         UnknownNameError: an unknown device name.
         LoweringError: the file is not a static-shape ONNX model TVM can build.
     """
-    from paretoedge.errors import LoweringError
-    from paretoedge.hardware_profiles import cost, lower_cached, prepare, resolve_profile
+    from paretoedge.hardware_profiles import predict_many
 
-    names = [devices] if isinstance(devices, str) else list(devices)
-    if not names:
-        raise ConfigError("devices", names, "at least one device name")
-    profiles = [resolve_profile(d) for d in names]
-    prepared = prepare(Path(onnx))
-    out: dict[str, Prediction] = {}
-    for name, profile in zip(names, profiles, strict=True):
-        lowered, hit = lower_cached(prepared, profile, use_cache=use_cache)
-        if not lowered.kernels:
-            raise LoweringError(f"{onnx}: TVM produced no kernels for this model")
-        out[name] = cost(prepared, lowered, profile, cache_hit=hit)
-    return out
+    return predict_many(onnx, devices, use_cache=use_cache)

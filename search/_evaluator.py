@@ -99,10 +99,12 @@ class Evaluator(abc.ABC):
 
 
 def predict_devices(onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
-    """Run the hardware model of each device on an exported file."""
-    from paretoedge.hardware_profiles import predict
+    """Run the hardware model of each device on an exported file (prepared once)."""
+    from paretoedge.hardware_profiles import predict_many
 
-    return {d: DeviceMetrics.from_object(predict(onnx_path, d)) for d in devices}
+    if not devices:
+        return {}
+    return {d: DeviceMetrics.from_object(p) for d, p in predict_many(onnx_path, devices).items()}
 
 
 def _limit(examples: tuple[Example, ...], n: int | None) -> tuple[Example, ...]:
