@@ -67,6 +67,9 @@ def study_dirname(name: str) -> str:
     return f"{slug}-{digest}"
 
 
+_NO_LOCAL = " (bundled names only: no data directory is configured, PARETOEDGE_DATA_DIR)"
+
+
 def _as_path(value: object, field: str, allowed: str) -> Path:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(field, value, allowed)
@@ -109,7 +112,7 @@ def check_model(
         return model
     names = ", ".join(MODEL_ALIASES)
     if not local_paths:
-        raise ConfigError(field, model, names)
+        raise ConfigError(field, model, names + _NO_LOCAL)
     where = f" inside {data_dir}" if data_dir is not None else ""
     allowed = f"{names} or a local Hugging Face directory{where}"
     path = _as_path(model, field, allowed)
@@ -142,7 +145,7 @@ def check_task(
         return task
     names = ", ".join(BUNDLED_TASKS)
     if not local_paths:
-        raise ConfigError(field, task, names)
+        raise ConfigError(field, task, names + _NO_LOCAL)
     where = f" inside {data_dir}" if data_dir is not None else ""
     allowed = f"{names} or a CSV/JSONL file{where}"
     path = _as_path(task, field, allowed)
