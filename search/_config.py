@@ -277,7 +277,10 @@ class Constraint:
             raise ConfigError(field, text, f"{metric}[<device>]: {metric} is per device")
         if not obj.per_device and device is not None:
             raise ConfigError(field, text, f"{metric} without a device")
-        return cls(metric=metric, op=m["op"], bound=float(m["bound"]), device=device)  # type: ignore[arg-type]
+        bound = float(m["bound"])
+        if not math.isfinite(bound):
+            raise ConfigError(field, text, "a finite bound")
+        return cls(metric=metric, op=m["op"], bound=bound, device=device)  # type: ignore[arg-type]
 
     def value(self, evaluation: Evaluation) -> float:
         return get_objective(self.metric).value(evaluation, self.device)
