@@ -138,7 +138,10 @@ def decode_text(data: bytes, source: str) -> str:
     """``data`` as UTF-8 text, or a one-line :class:`ConfigError` saying why it is not."""
     if len(data) > MAX_BYTES:
         raise ConfigError("config", source, f"a YAML text of at most {MAX_BYTES:,} bytes")
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    head = data[:64]
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (
+        len(head) >= 8 and (set(head[0::2]) == {0} or set(head[1::2]) == {0})
+    ):
         raise ConfigError(
             "config", source, "UTF-8 YAML text (this file is UTF-16: save it as UTF-8)"
         )
