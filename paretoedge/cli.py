@@ -15,7 +15,10 @@ import sys
 
 import typer
 
-from paretoedge.errors import ParetoEdgeError
+from paretoedge.errors import ParetoEdgeError, shorten
+
+#: Longest error line the CLI prints.
+MAX_ERROR_LINE = 500
 
 _COMMAND_MODULES = (
     "paretoedge.commands.models",
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, standalone_mode=False)
     except ParetoEdgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shorten(str(exc), MAX_ERROR_LINE)}", file=sys.stderr)
         return 2
     except typer.Abort:
         print("aborted", file=sys.stderr)
@@ -64,12 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            print(f"error: {exc.format_message()}", file=sys.stderr)
-        return exc.exit_code
+        # A usage error (bad flag, bad argument): one line too, with where to find help.
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        print(f"error: {shorten(message, MAX_ERROR_LINE)}{hint}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 2))
     return result if isinstance(result, int) else 0
 
 

@@ -11,6 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+#: Longest rendering of a field name or a value in an error message; longer ones are cut
+#: (a 200,000-character override must not come back as a 200,000-character line).
+MAX_SHOWN = 80
+#: Longest rendering of the allowed values.
+MAX_ALLOWED_SHOWN = 300
+
+
+def shorten(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` on one line, cut to ``limit`` characters (marked with ``...``)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."
+
 
 class ParetoEdgeError(Exception):
     """Base class of all errors caused by input or environment, not by a bug."""
@@ -18,6 +30,9 @@ class ParetoEdgeError(Exception):
 
 class ConfigError(ParetoEdgeError, ValueError):
     """A configuration value is invalid.
+
+    The message is one line; the field and the value are cut to :data:`MAX_SHOWN`
+    characters in it (the attributes keep them whole).
 
     Args:
         field: Dotted name of the offending field (``quant.bits``, ``devices[1]``).
@@ -32,7 +47,10 @@ class ConfigError(ParetoEdgeError, ValueError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(f"invalid {field}={value!r}: allowed {allowed}")
+        shown = shorten(repr(value))
+        super().__init__(
+            f"invalid {shorten(field)}={shown}: allowed {shorten(allowed, MAX_ALLOWED_SHOWN)}"
+        )
 
 
 class UnknownNameError(ConfigError):

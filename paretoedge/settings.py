@@ -26,6 +26,10 @@ class Settings(BaseSettings):
             name of a bundled device overrides it.
         storage: Default database URL of studies.
         api_token: Bearer token required by the HTTP API's write endpoints.
+        data_dir: The only directory whose files a study launched over the HTTP API may
+            name as its task or model (``PARETOEDGE_DATA_DIR``); without it, launched
+            studies may use bundled tasks and models only. The CLI is not restricted: it
+            runs as its user, with that user's files.
     """
 
     model_config = SettingsConfigDict(env_prefix="PARETOEDGE_", extra="ignore")
@@ -34,6 +38,7 @@ class Settings(BaseSettings):
     devices_dir: Path | None = None
     storage: str = "sqlite:///paretoedge.db"
     api_token: str | None = None
+    data_dir: Path | None = None
 
     @property
     def teacher_cache(self) -> Path:

@@ -20,9 +20,17 @@ _STORAGE_HELP = "Database URL (default: PARETOEDGE_STORAGE or sqlite:///paretoed
 
 
 def _storage_url(storage: str | None) -> str:
-    from paretoedge.settings import get_settings
+    from paretoedge.commands._storage import storage_url
 
-    return storage or get_settings().storage
+    return storage_url(storage)
+
+
+def _existing_storage_url(storage: str | None) -> str:
+    """The URL of a database that must already hold paretoedge studies (resume, add-device)."""
+    from paretoedge.commands._storage import open_existing
+
+    open_existing(storage).close()
+    return _storage_url(storage)
 
 
 def _fronts_json(runner: SearchRunner, summary: SearchSummary) -> dict[str, Any]:
@@ -106,6 +114,30 @@ def _backend(name: str, address: str | None, workers: int | None) -> Any:
     return get_backend(name, address=address, workers=workers)
 
 
+#: Longest ``--timeout`` (a year), as ``budget.timeout_s`` of a study file.
+TIMEOUT_MAX_S = 366 * 86400
+
+
+def _check_timeout(timeout: float | None) -> float | None:
+    """``--timeout`` if it is a finite number of seconds in (0, :data:`TIMEOUT_MAX_S`]."""
+    import math
+
+    from paretoedge.errors import ConfigError
+
+    if timeout is not None and not (math.isfinite(timeout) and 0 < timeout <= TIMEOUT_MAX_S):
+        raise ConfigError("--timeout", timeout, f"seconds, a number > 0 and <= {TIMEOUT_MAX_S}")
+    return timeout
+
+
+def _preflight_task(task: str) -> None:
+    """Read a user's task file once before the study is stored, so that a malformed file
+    is refused up front (bundled tasks are known good)."""
+    from paretoedge.tasks import BUNDLED_TASKS, load_task
+
+    if task not in BUNDLED_TASKS:
+        load_task(task, limit=1)
+
+
 def _run_interruptible(runner: SearchRunner, **kwargs: Any) -> SearchSummary:
     """Run; on Ctrl-C say how to continue and exit 130 instead of a traceback."""
     try:
@@ -131,8 +163,10 @@ def register(app: typer.Typer) -> None:
         study: str | None = typer.Option(
             None, "--study", help="Study name (default: config name)."
         ),
-        trials: int | None = typer.Option(None, "--trials", min=1, help="Override budget.trials."),
-        timeout: float | None = typer.Option(None, "--timeout", min=0, help="Seconds to run."),
+        trials: int | None = typer.Option(
+            None, "--trials", min=1, max=1_000_000, help="Override budget.trials."
+        ),
+        timeout: float | None = typer.Option(None, "--timeout", help="Seconds to run."),
         overrides: list[str] = typer.Option(  # noqa: B008
             [], "--set", help="Override any config field: KEY=VALUE (repeatable)."
         ),
@@ -147,17 +181,22 @@ def register(app: typer.Typer) -> None:
         """Run a multi-objective compression search and store a Pareto front per device."""
         from paretoedge.search._config import load_config
         from paretoedge.search._controller import SearchRunner
+        from paretoedge.search._names import check_study_name
 
+        # Everything is checked before the database is opened: a refused flag or study
+        # file leaves no study row behind.
         sets = list(overrides)
         if trials is not None:
             sets.append(f"budget.trials={trials}")
         if timeout is not None:
-            sets.append(f"budget.timeout_s={timeout}")
+            sets.append(f"budget.timeout_s={_check_timeout(timeout)}")
+        if study is not None:
+            check_study_name(study, field="--study")
+        url = _storage_url(storage)
         be = _backend(backend, address, workers)
         cfg = load_config(config, sets)
-        runner = SearchRunner(
-            cfg, storage_url=_storage_url(storage), study_name=study, progress=progress
-        )
+        _preflight_task(cfg.task)
+        runner = SearchRunner(cfg, storage_url=url, study_name=study, progress=progress)
         summary = _run_interruptible(runner, backend=be)
         print_fronts(runner, summary, as_json=as_json)
 
@@ -166,9 +205,9 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Argument(..., help="Name of the stored study."),
         storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
         trials: int | None = typer.Option(
-            None, "--trials", min=1, help="Run at most this many more trials."
+            None, "--trials", min=1, max=1_000_000, help="Run at most this many more trials."
         ),
-        timeout: float | None = typer.Option(None, "--timeout", min=0, help="Seconds to run."),
+        timeout: float | None = typer.Option(None, "--timeout", help="Seconds to run."),
         backend: str = typer.Option("optuna", "--backend", help="optuna (local) or ray."),
         address: str | None = typer.Option(
             None, "--address", help="Ray cluster address (auto, ray://host:10001)."
@@ -180,8 +219,9 @@ def register(app: typer.Typer) -> None:
         """Continue a study after a crash or Ctrl-C; completed trials are kept."""
         from paretoedge.search._controller import resume_runner
 
+        _check_timeout(timeout)
         be = _backend(backend, address, workers)
-        runner = resume_runner(name, storage_url=_storage_url(storage), progress=progress)
+        runner = resume_runner(name, storage_url=_existing_storage_url(storage), progress=progress)
         summary = _run_interruptible(runner, n_trials=trials, timeout=timeout, backend=be)
         print_fronts(runner, summary, as_json=as_json)
 
@@ -195,5 +235,7 @@ def register(app: typer.Typer) -> None:
         """Score every stored candidate on a new device (no retraining) and store its front."""
         from paretoedge.search._controller import add_device
 
-        runner, summary = add_device(name, device=device, storage_url=_storage_url(storage))
+        runner, summary = add_device(
+            name, device=device, storage_url=_existing_storage_url(storage)
+        )
         print_fronts(runner, summary, as_json=as_json)

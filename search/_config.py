@@ -13,6 +13,7 @@ to every candidate. Bundled files are read with :mod:`importlib.resources`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,15 +21,27 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from paretoedge._yaml import MAX_BYTES, YAMLSyntaxError, check_document, decode_text, load_yaml
 from paretoedge.errors import ConfigError, UnknownNameError
 from paretoedge.objectives import OBJECTIVES, Direction, Evaluation, get_objective
+from paretoedge.search._names import PATH_MAX, check_model, check_study_name, check_task
+from paretoedge.search._sampler_options import check_sampler_options
 
 SamplerName = Literal["nsga2", "tpe", "gp", "random"]
 BaselineName = Literal["teacher", "int8"]
+
+#: Largest seed: Optuna's samplers take up to 2**32 - 1 (NumPy's ``RandomState``), the
+#: study table stores it in a 32-bit signed INTEGER column (PostgreSQL refuses more).
+SEED_MAX = 2**31 - 1
+#: Most values a stepped range may enumerate (``step: 1e-300`` is refused).
+MAX_STEPS = 100_000
+#: Most ``--set`` overrides, characters of one, and parts of its dotted key.
+MAX_OVERRIDES = 100
+MAX_OVERRIDE_CHARS = 10_000
+MAX_KEY_PARTS = 16
 
 #: Flat compression keys the search space may use, with their value types. Keys under
 #: ``quant.layer_bits.`` name a layer group (integer bit-width).
@@ -69,7 +82,8 @@ def param_type(key: str) -> type:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # strict: no bool for an int, no "3" for a number; finite floats only.
+    model_config = ConfigDict(frozen=True, strict=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -107,8 +121,8 @@ class _Sampler(_Strict):
 
 
 class _Budget(_Strict):
-    trials: int | None = Field(default=20, ge=1)
-    timeout_s: float | None = Field(default=None, gt=0)
+    trials: int | None = Field(default=20, ge=1, le=1_000_000)
+    timeout_s: float | None = Field(default=None, gt=0, le=366 * 86400)
 
 
 class _Recovery(_Strict):
@@ -147,10 +161,10 @@ def _default_baselines() -> list[BaselineName]:
 
 
 class _Study(_Strict):
-    name: str = Field(default="study", pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = "study"  # checked by check_study_name
     model: str
     task: str
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
     seq_len: int = Field(default=64, ge=8, le=512)
     space: dict[str, _Param | list[Any]]
     fixed: dict[str, Any] = Field(default_factory=dict)
@@ -263,7 +277,10 @@ class Constraint:
             raise ConfigError(field, text, f"{metric}[<device>]: {metric} is per device")
         if not obj.per_device and device is not None:
             raise ConfigError(field, text, f"{metric} without a device")
-        return cls(metric=metric, op=m["op"], bound=float(m["bound"]), device=device)  # type: ignore[arg-type]
+        bound = float(m["bound"])
+        if not math.isfinite(bound):
+            raise ConfigError(field, text, "a finite bound")
+        return cls(metric=metric, op=m["op"], bound=bound, device=device)  # type: ignore[arg-type]
 
     def value(self, evaluation: Evaluation) -> float:
         return get_objective(self.metric).value(evaluation, self.device)
@@ -442,8 +459,14 @@ def _convert_param(key: str, p: _Param | list[Any]) -> ParamSpec:
         raise ConfigError(where, p.model_dump(), f"choices (a {typ.__name__} parameter)")
     if p.low > p.high:
         raise ConfigError(f"{where}.high", p.high, f">= low ({p.low})")
+    if not math.isfinite(p.high - p.low):
+        raise ConfigError(f"{where}.high", p.high, f"a number with high - low finite (low {p.low})")
     if p.step is not None and p.step <= 0:
         raise ConfigError(f"{where}.step", p.step, "a positive number")
+    if p.step is not None and (p.high - p.low) / p.step > MAX_STEPS:
+        raise ConfigError(
+            f"{where}.step", p.step, f"a step giving at most {MAX_STEPS:,} values from low to high"
+        )
     if p.log and (p.low <= 0 or p.step is not None):
         raise ConfigError(f"{where}.log", p.log, "log only with low > 0 and no step")
     if typ is int:
@@ -506,42 +529,40 @@ def _convert_objective(i: int, o: str | _Objective, devices: Sequence[str]) -> l
     return [ObjectiveSpec(name=o.name, direction=direction)]
 
 
-def _sampler_options(name: str, options: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    allowed = {
-        "nsga2": {"population_size", "mutation_prob", "crossover_prob", "swapping_prob"},
-        "tpe": {
-            "n_startup_trials",
-            "n_ei_candidates",
-            "multivariate",
-            "group",
-            "consider_endpoints",
-        },
-        "gp": {"n_startup_trials", "deterministic_objective"},
-        "random": set(),
-    }[name]
-    for key in options:
-        if key not in allowed:
-            raise ConfigError(f"sampler.options.{key}", options[key], sorted(allowed) or "none")
-    return tuple(sorted(options.items()))
-
-
-def parse_config(data: Mapping[str, Any], *, check_names: bool = True) -> StudyConfig:
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    check_names: bool = True,
+    data_dir: Path | None = None,
+    local_paths: bool = True,
+) -> StudyConfig:
     """Validate a study given as plain data (a parsed YAML document).
+
+    Nothing is written anywhere: a study that passes can be stored and run; one that fails
+    leaves no trace.
 
     Args:
         data: The document.
-        check_names: Also check that the model, task and devices exist and that the space's
-            values are accepted by the compression configs (needs those parts importable).
+        check_names: Also check the study name's characters, that the model, task and
+            devices exist and that the space's values are accepted by the compression
+            configs (needs those parts importable).
+        data_dir: With ``check_names``: a local model directory or task file must lie
+            inside this directory (the HTTP API's ``PARETOEDGE_DATA_DIR``).
+        local_paths: With ``check_names``: whether a local model or task is accepted at all
+            (the HTTP API without a data directory accepts bundled names only).
 
     Raises:
         ConfigError: naming the dotted field, the value and what is allowed.
     """
     if not isinstance(data, Mapping):
         raise ConfigError("<study>", type(data).__name__, "a mapping of study fields")
+    check_document(data)
     try:
         m = _Study.model_validate(data)
     except ValidationError as exc:
         raise _from_validation_error(exc, data) from None
+    if check_names:  # a stored study's config is re-read unchecked (resume, add-device)
+        check_study_name(m.name, field="name")
 
     devices = tuple(m.devices)
     if len(set(devices)) != len(devices):
@@ -603,7 +624,7 @@ def parse_config(data: Mapping[str, Any], *, check_names: bool = True) -> StudyC
         devices=devices,
         constraints=tuple(constraints),
         fixed=tuple(fixed),
-        sampler=SamplerSpec(sampler.name, _sampler_options(sampler.name, sampler.options)),
+        sampler=SamplerSpec(sampler.name, check_sampler_options(sampler.name, sampler.options)),
         budget=Budget(trials=m.budget.trials, timeout_s=m.budget.timeout_s),
         recovery=RecoverySpec(**m.recovery.model_dump()),
         data=DataSpec(**m.data.model_dump()),
@@ -619,11 +640,11 @@ def parse_config(data: Mapping[str, Any], *, check_names: bool = True) -> StudyC
         raw=m.model_dump(mode="json"),
     )
     if check_names:
-        _check_names(cfg)
+        _check_names(cfg, data_dir=data_dir, local_paths=local_paths)
     return cfg
 
 
-def _check_names(cfg: StudyConfig) -> None:
+def _check_names(cfg: StudyConfig, *, data_dir: Path | None, local_paths: bool) -> None:
     from paretoedge.hardware_profiles import profile_names
 
     known = set(profile_names())
@@ -631,15 +652,8 @@ def _check_names(cfg: StudyConfig) -> None:
         if d not in known:
             raise ConfigError(f"devices[{i}]", d, sorted(known))
 
-    from paretoedge.models import MODEL_ALIASES
-
-    if cfg.model not in MODEL_ALIASES and not Path(cfg.model).is_dir():
-        raise ConfigError("model", cfg.model, f"{', '.join(MODEL_ALIASES)} or a local HF directory")
-
-    from paretoedge.tasks import BUNDLED_TASKS
-
-    if cfg.task not in BUNDLED_TASKS and not Path(cfg.task).is_file():
-        raise ConfigError("task", cfg.task, f"{', '.join(BUNDLED_TASKS)} or a CSV/JSONL file")
+    check_model(cfg.model, data_dir=data_dir, local_paths=local_paths)
+    check_task(cfg.task, data_dir=data_dir, local_paths=local_paths)
 
     from paretoedge.compression import CompressionSpec
 
@@ -665,10 +679,42 @@ def _check_names(cfg: StudyConfig) -> None:
         for v in values:
             chosen = {key: allowed[0] for key, allowed in p.when}
             chosen[p.key] = v
+            flat = candidate(chosen)
             try:
-                CompressionSpec.from_flat(candidate(chosen))
+                CompressionSpec.from_flat(flat)
             except ConfigError as exc:
-                raise ConfigError(f"space.{p.key}", v, f"{exc.field}: {exc.allowed}") from None
+                raise _attribute(exc, p.key, v, flat, cfg) from None
+
+
+def _attribute(
+    exc: ConfigError, key: str, value: Any, flat: Mapping[str, Any], cfg: StudyConfig
+) -> ConfigError:
+    """The study field to blame for ``exc``, raised by the compression configs on the
+    candidate ``flat`` built to try ``key = value``.
+
+    The candidate holds other dimensions' first values, the fixed keys and the recovery
+    settings too: an invalid ``quant.bits: [3]`` must be reported as ``space.quant.bits``
+    even when it surfaces while trying a value of ``prune.sparsity``.
+    """
+    bad = exc.field
+
+    def about(k: str) -> bool:
+        return bad == k or k.startswith(bad + ".") or bad.startswith(k + ".")
+
+    allowed = f"{bad}: {exc.allowed}"
+    if about(key):
+        return ConfigError(f"space.{key}", value, allowed)
+    space_keys = [q.key for q in cfg.space]
+    for k in flat:
+        if not about(k):
+            continue
+        if k in space_keys:
+            return ConfigError(f"space.{k}", flat[k], allowed)
+        if k in dict(cfg.fixed):
+            return ConfigError(f"fixed.{k}", flat[k], allowed)
+        if k.startswith("recovery."):
+            return ConfigError(k, flat[k], allowed)
+    return ConfigError(f"space.{key}", value, allowed)
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -679,19 +725,28 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     """
     import copy
 
+    check_document(data)
     out: dict[str, Any] = copy.deepcopy(dict(data))
+    if len(overrides) > MAX_OVERRIDES:
+        raise ConfigError("--set", len(overrides), f"at most {MAX_OVERRIDES} overrides")
     for item in overrides:
-        if "=" not in item:
+        if not isinstance(item, str) or "=" not in item:
             raise ConfigError("--set", item, "KEY=VALUE")
+        if len(item) > MAX_OVERRIDE_CHARS:
+            raise ConfigError(
+                "--set", item, f"KEY=VALUE of at most {MAX_OVERRIDE_CHARS:,} characters"
+            )
         key, _, text = item.partition("=")
         key = key.strip()
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
+            value = load_yaml(text, item, field="--set") if text.strip() else ""
+        except YAMLSyntaxError:
             value = text
         parts = key.split(".")
-        if not key or any(not p for p in parts):
-            raise ConfigError("--set", item, "KEY=VALUE with a dotted KEY")
+        if not key or any(not p for p in parts) or len(parts) > MAX_KEY_PARTS:
+            raise ConfigError(
+                "--set", item, f"KEY=VALUE with a dotted KEY of at most {MAX_KEY_PARTS} parts"
+            )
         node: Any = out
         i = 0
         while True:
@@ -720,6 +775,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             else:
                 raise ConfigError("--set", item, f"a path into mappings ({cand})")
             i = j
+    check_document(out)
     return out
 
 
@@ -739,15 +795,32 @@ def bundled_configs() -> list[str]:
 
 
 def read_config_text(path_or_name: str | Path) -> str:
-    """The YAML text of a study: a file path, or a bundled name (``quickstart``)."""
+    """The YAML text of a study: a file path, or a bundled name (``quickstart``).
+
+    Raises:
+        ConfigError: No such file or bundled name, unreadable, larger than
+            :data:`paretoedge._yaml.MAX_BYTES`, or not UTF-8 text.
+    """
+    source = str(path_or_name)
+    if not source or len(source) > PATH_MAX or "\x00" in source:
+        raise ConfigError("config", source, f"a YAML file or one of {bundled_configs()}")
     p = Path(path_or_name)
-    if p.is_file():
-        return p.read_text()
+    try:
+        is_file = p.is_file()
+    except OSError:
+        is_file = False
+    if is_file:
+        try:
+            with p.open("rb") as handle:
+                data = handle.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError("config", source, f"a readable file ({exc.strerror})") from None
+        return decode_text(data, source)
     name = p.name[:-5] if p.name.endswith(".yaml") else p.name
-    res = resources.files("paretoedge.configs").joinpath(f"{name}.yaml")
-    if res.is_file():
-        return res.read_text()
-    raise ConfigError("config", str(path_or_name), f"a YAML file or one of {bundled_configs()}")
+    if name in bundled_configs():
+        res = resources.files("paretoedge.configs").joinpath(f"{name}.yaml")
+        return decode_text(res.read_bytes(), name)
+    raise ConfigError("config", source, f"a YAML file or one of {bundled_configs()}")
 
 
 def load_config(
@@ -755,13 +828,20 @@ def load_config(
     overrides: Sequence[str] = (),
     *,
     check_names: bool = True,
+    data_dir: Path | None = None,
+    local_paths: bool = True,
 ) -> StudyConfig:
-    """Read, override and validate a study file (see :func:`parse_config`)."""
+    """Read, override and validate a study file (see :func:`parse_config`).
+
+    The YAML is read with the limits of :mod:`paretoedge._yaml` (size, depth, aliases).
+    """
     text = read_config_text(path_or_name)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError("config", str(path_or_name), f"valid YAML ({exc})") from None
+    data = load_yaml(text, str(path_or_name))
     if not isinstance(data, dict):
         raise ConfigError("config", str(path_or_name), "a YAML mapping of study fields")
-    return parse_config(apply_overrides(data, overrides), check_names=check_names)
+    return parse_config(
+        apply_overrides(data, overrides),
+        check_names=check_names,
+        data_dir=data_dir,
+        local_paths=local_paths,
+    )

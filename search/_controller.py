@@ -189,7 +189,7 @@ def sampler_for(config: StudyConfig, *, seed_offset: int = 0) -> optuna.samplers
 
     opts = dict(config.sampler.options)
     name = config.sampler.name
-    seed = config.seed + seed_offset
+    seed = (config.seed + seed_offset) % 2**32  # NumPy's seed range, whatever the offset
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, **opts)
     if name == "tpe":
@@ -235,7 +235,8 @@ class SearchRunner:
             lazily, in the process that evaluates.
         pruner: An Optuna pruner (e.g. the multi-objective early stopper) for the study.
         progress: Show a Rich live display of trials and per-device fronts.
-        artifacts_dir: Where ONNX files go (default: ``<home>/artifacts/<study>``).
+        artifacts_dir: Where ONNX files go (default: ``<home>/artifacts/<study directory>``,
+            see :func:`paretoedge.search._names.study_dirname`).
         heartbeat_interval, grace_period: Heartbeat of running trials, in seconds.
     """
 
@@ -253,6 +254,7 @@ class SearchRunner:
         grace_period: int = GRACE_PERIOD_S,
         extra_devices: Sequence[str] = (),
     ) -> None:
+        from paretoedge.search._names import study_dirname
         from paretoedge.settings import get_settings
 
         self.config = config
@@ -264,7 +266,10 @@ class SearchRunner:
             pruner = halving_pruner(config)
         self.pruner = pruner
         self.progress = progress
-        self.artifacts_dir = artifacts_dir or get_settings().home / "artifacts" / self.name
+        # The name is data; the directory is one safe component derived from it.
+        self.artifacts_dir = artifacts_dir or get_settings().home / "artifacts" / study_dirname(
+            self.name
+        )
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self._storage: Storage | None = None

@@ -22,9 +22,15 @@ from paretoedge.errors import (
     NotFoundError,
     ParetoEdgeError,
     StorageError,
+    shorten,
 )
 
 _log = logging.getLogger(__name__)
+
+#: Largest request body accepted (bytes).
+API_MAX_BODY = 1024 * 1024
+#: Longest error message in a response.
+API_MAX_ERROR = 500
 
 
 def status_of(exc: ParetoEdgeError) -> int:
@@ -69,10 +75,13 @@ def create_app(
         StorageError: The database cannot be opened.
     """
     from paretoedge.settings import get_settings
-    from paretoedge.storage import open_storage
+    from paretoedge.storage import check_url, open_storage
 
     settings = get_settings()
-    url = storage_url or settings.storage
+    if storage_url is None:
+        url = check_url(settings.storage, field="PARETOEDGE_STORAGE")
+    else:
+        url = check_url(storage_url, field="storage")
     token = api_token if api_token is not None else settings.api_token
     storage = open_storage(url)
     jobs_root = jobs_dir or settings.home / "api-jobs"
@@ -120,6 +129,18 @@ def create_app(
 
     @app.exception_handler(ParetoEdgeError)
     async def _paretoedge_error(_request: Request, exc: ParetoEdgeError) -> JSONResponse:
-        return JSONResponse(status_code=status_of(exc), content={"detail": str(exc)})
+        detail = shorten(str(exc), API_MAX_ERROR)
+        return JSONResponse(status_code=status_of(exc), content={"detail": detail})
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next: Any) -> Any:
+        # A study document is a few kilobytes; refuse huge bodies before reading them.
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > API_MAX_BODY):
+            return JSONResponse(
+                status_code=413,
+                content={"detail": f"request body larger than {API_MAX_BODY:,} bytes"},
+            )
+        return await call_next(request)
 
     return app

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from paretoedge.errors import ConfigError, ParetoEdgeError
+from paretoedge.search._names import check_study_name, study_dirname
 
 _log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class JobManager:
             old = self._jobs.get(study)
             if old is not None and old.running:
                 raise ConflictError(f"study {study!r} is already running (pid {old.process.pid})")
-            run_dir = self.workdir / study
+            run_dir = self.workdir / study_dirname(study)
             run_dir.mkdir(parents=True, exist_ok=True)
             cfg_path = run_dir / "study.yaml"
             cfg_path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -141,23 +142,36 @@ class JobManager:
 
 
 def validate_launch(
-    *, config: dict[str, Any] | None, bundled: str | None, overrides: list[str]
+    *,
+    config: dict[str, Any] | None,
+    bundled: str | None,
+    overrides: list[str],
+    name: str | None = None,
+    data_dir: Path | None = None,
 ) -> Any:
-    """The validated :class:`StudyConfig` of a launch request.
+    """The validated :class:`StudyConfig` of a launch request, checked by the same
+    validators as ``paretoedge search`` (nothing is stored before they pass).
+
+    A launched study runs on the server, so it may name only bundled tasks and models, or
+    files inside ``data_dir`` (the ``PARETOEDGE_DATA_DIR`` setting) when there is one.
 
     Raises:
         ConfigError: Neither or both of ``config``/``bundled``, an unknown bundled name
-            (only bundled names are accepted: never a server-side path), or an invalid
-            study configuration (the message names the field).
+            (only bundled names are accepted: never a server-side path), an invalid study
+            name, a task or model outside the data directory, or an invalid study
+            configuration (the message names the field).
     """
     from paretoedge.search import apply_overrides, bundled_configs, load_config, parse_config
 
+    if name is not None:
+        check_study_name(name, field="name")
     if (config is None) == (bundled is None):
         raise ConfigError("config", None, "exactly one of config (a document) or bundled (a name)")
+    paths = {"data_dir": data_dir, "local_paths": data_dir is not None}
     if bundled is not None:
         names = bundled_configs()
         if bundled not in names:
             raise ConfigError("bundled", bundled, names)
-        return load_config(bundled, overrides)
+        return load_config(bundled, overrides, **paths)
     assert config is not None
-    return parse_config(apply_overrides(config, overrides))
+    return parse_config(apply_overrides(config, overrides), **paths)

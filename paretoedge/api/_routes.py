@@ -183,7 +183,15 @@ def job(jobs: JobsDep, name: StudyName) -> JobOut:
 @write.post("/studies", status_code=status.HTTP_202_ACCEPTED)
 def launch(jobs: JobsDep, body: LaunchIn) -> JobOut:
     """Validate a study config and run the search in a background process."""
-    cfg = validate_launch(config=body.config, bundled=body.bundled, overrides=body.overrides)
+    from paretoedge.settings import get_settings
+
+    cfg = validate_launch(
+        config=body.config,
+        bundled=body.bundled,
+        overrides=body.overrides,
+        name=body.name,
+        data_dir=get_settings().data_dir,
+    )
     j = jobs.launch(cfg, study=body.name or cfg.name)
     return JobOut(study=j.study, pid=j.process.pid, running=j.running, returncode=None, log="")
 

@@ -212,10 +212,11 @@ class LaunchIn(BaseModel):
     )
     name: str | None = Field(
         default=None,
-        min_length=1,
         max_length=200,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        description="Study name (default: the config's name).",
+        description=(
+            "Study name (default: the config's name): 1-100 characters of A-Z a-z 0-9 _ . -, "
+            "starting with a letter or digit (checked like paretoedge search --study)."
+        ),
     )
 
 

@@ -21,15 +21,17 @@ if TYPE_CHECKING:
     from paretoedge.storage import FrontPage, Storage
 
 _STORAGE_HELP = "Database URL (default: PARETOEDGE_STORAGE or sqlite:///paretoedge.db)."
+#: Largest trial number (trial numbers are 32-bit integers in the database).
+TRIAL_MAX = 2**31 - 1
 _FORMATS = ("table", "json", "csv")
 _log = logging.getLogger(__name__)
 
 
 def _open(storage: str | None) -> Storage:
-    from paretoedge.settings import get_settings
-    from paretoedge.storage import open_storage
+    """The database of ``--storage``, opened without ever creating one (these commands read)."""
+    from paretoedge.commands._storage import open_existing
 
-    return open_storage(storage or get_settings().storage)
+    return open_existing(storage)
 
 
 def _mb(value: int | None) -> str:
@@ -187,7 +189,7 @@ def register(app: typer.Typer) -> None:
     @app.command("show")
     def show_cmd(
         name: str = typer.Argument(..., help="Study name."),
-        trial: int = typer.Argument(..., min=0, help="Trial number."),
+        trial: int = typer.Argument(..., min=0, max=TRIAL_MAX, help="Trial number."),
         storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
@@ -276,7 +278,7 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
         name: str = typer.Argument(..., help="Study name."),
-        trial: int = typer.Argument(..., min=0, help="Trial number."),
+        trial: int = typer.Argument(..., min=0, max=TRIAL_MAX, help="Trial number."),
         device: str = typer.Option(..., "--device", help="Target device."),
         out: Path = typer.Option(..., "--out", help="Output directory."),  # noqa: B008
         storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
@@ -324,6 +326,7 @@ def register(app: typer.Typer) -> None:
         except ImportError as exc:
             raise MissingExtraError("uvicorn", "api") from exc
         from paretoedge.api import create_app
+        from paretoedge.commands._storage import storage_url
 
-        app = create_app(storage)
+        app = create_app(storage_url(storage))
         uvicorn.run(app, host=host, port=port, log_level="info")

@@ -40,7 +40,7 @@ from paretoedge.storage._api import (
     upsert_device_metrics,
     upsert_device_metrics_many,
 )
-from paretoedge.storage._engine import Storage, open_storage, parse_url
+from paretoedge.storage._engine import Storage, check_url, open_storage, parse_url
 from paretoedge.storage._migrate import current_revision, head_revision, upgrade_schema
 from paretoedge.storage._optuna import optuna_storage
 from paretoedge.storage._records import (
@@ -86,6 +86,7 @@ __all__ = [
     "StudySummary",
     "add_artifact",
     "add_study_device",
+    "check_url",
     "create_study",
     "current_revision",
     "get_candidate",

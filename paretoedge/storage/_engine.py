@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from paretoedge.errors import StorageError
+from paretoedge.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -88,6 +88,24 @@ def parse_url(url: str) -> URL:
             f"unsupported database {backend!r} in {_masked(parsed)}: allowed sqlite, postgresql"
         )
     return parsed
+
+
+def check_url(url: object, *, field: str = "--storage") -> str:
+    """``url`` if it is a storage URL :func:`parse_url` accepts (an empty string is not).
+
+    For flags and settings, checked before anything is opened: the error names ``field``.
+
+    Raises:
+        ConfigError: Naming ``field`` and the URL forms (a password in the URL is hidden).
+    """
+    if not isinstance(url, str):
+        raise ConfigError(field, url, _URL_HELP)
+    try:
+        parse_url(url)
+    except StorageError as exc:
+        shown = url if "@" not in url else "<a URL with credentials>"
+        raise ConfigError(field, shown, _URL_HELP) from exc
+    return url
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -343,10 +361,28 @@ def create_engine_for(
     return create_engine(parsed, connect_args={"connect_timeout": connect_timeout_s})
 
 
+def _require_sqlite_file(parsed: URL) -> None:
+    """Refuse a SQLite URL whose file does not exist (SQLite would create it on connect)."""
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    assert parsed.database is not None
+    path = Path(parsed.database).expanduser()
+    try:
+        exists = path.is_file()
+    except OSError:
+        exists = False
+    if not exists:
+        raise StorageError(
+            f"database file {path} does not exist ({_masked(parsed)}): check --storage "
+            "or PARETOEDGE_STORAGE"
+        )
+
+
 def open_storage(
     url: str,
     *,
     upgrade: bool = True,
+    create: bool = True,
     busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
     connect_timeout_s: int = DEFAULT_CONNECT_TIMEOUT_S,
     retries: int = DEFAULT_RETRIES,
@@ -364,6 +400,9 @@ def open_storage(
             must exist; ``postgresql://`` is taken to mean psycopg 3).
         upgrade: Run the Alembic migrations to head (otherwise the schema must already be
             current, e.g. a read-only replica).
+        create: Whether a missing database may be created: a new SQLite file, or the
+            paretoedge tables in a database without them. Commands that only read pass
+            ``False``, so that a misspelt URL is an error instead of a new empty database.
         busy_timeout_s: SQLite: how long to wait for another process's write lock.
         connect_timeout_s: PostgreSQL: how long to wait for the server.
         retries: Transient-conflict retries of :meth:`Storage.run`.
@@ -375,18 +414,29 @@ def open_storage(
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from paretoedge.storage._migrate import upgrade_schema
+    from paretoedge.storage._migrate import current_revision, upgrade_schema
 
+    parsed = parse_url(url)
+    if not create:
+        _require_sqlite_file(parsed)
     engine = create_engine_for(
-        url, busy_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s
+        parsed, busy_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s
     )
     masked = _masked(engine.url)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+        if not create and current_revision(engine) is None:
+            raise StorageError(
+                f"{masked} is not a paretoedge database (it has no paretoedge tables): "
+                "check --storage or PARETOEDGE_STORAGE"
+            )
     except SQLAlchemyError as exc:
         engine.dispose()
         raise StorageError(f"cannot connect to {masked}: {_first_line(exc)}") from exc
+    except StorageError:
+        engine.dispose()
+        raise
     try:
         if upgrade:
             upgrade_schema(engine)
