@@ -101,25 +101,31 @@ class OptunaBackend(Backend):
         self.gc_after_trial = gc_after_trial
 
     def run(self, runner: SearchRunner, *, n_trials: int | None, timeout: float | None) -> None:
-        import optuna
 
-        total = runner.config.budget.trials
-        callbacks = []
-        if total is not None:
-            callbacks.append(
-                optuna.study.MaxTrialsCallback(
-                    total, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-                )
-            )
-        with quiet_optuna():
-            runner.study.optimize(
-                runner.objective,
-                n_trials=n_trials,
-                timeout=timeout,
-                catch=(ParetoEdgeError,),
-                callbacks=callbacks,
-                gc_after_trial=self.gc_after_trial,
-            )
+        import time
+
+        # One trial per optimize() call, each under a budget claim taken in the database
+        # (see paretoedge.storage._claims): N processes on a budget of N trials finish N.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        started = 0
+        while n_trials is None or started < n_trials:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            if not runner.claim_trial():
+                break
+            started += 1
+            try:
+                with quiet_optuna():
+                    runner.study.optimize(
+                        runner.objective,
+                        n_trials=1,
+                        timeout=left,
+                        catch=(ParetoEdgeError,),
+                        gc_after_trial=self.gc_after_trial,
+                    )
+            finally:
+                runner.release_claim()
 
 
 #: Backend name -> "module:Class", imported on first use (Ray is heavy and optional).
@@ -275,6 +281,7 @@ class SearchRunner:
         self._storage: Storage | None = None
         self._study: optuna.Study | None = None
         self._display: _Display | None = None
+        self._claim_id: int | None = None
         self.created = False
         #: Devices scored and ranked: the config's plus those added later (add-device).
         self.devices: tuple[str, ...] = tuple(dict.fromkeys([*config.devices, *extra_devices]))
@@ -338,7 +345,12 @@ class SearchRunner:
         )
         ostorage = self.optuna_storage()
         directions: list[Direction] = [o.direction for o in cfg.objectives]
-        with quiet_optuna():
+        from paretoedge.storage._optuna import _init_lock
+
+        # Under the cross-process set-up lock: a process killed between creating the Optuna
+        # study and enqueuing the baselines leaves a study that the next one completes
+        # (exactly once, whoever comes first).
+        with quiet_optuna(), _init_lock(self.storage.engine.url, self.storage.engine):
             return self._setup_optuna(ostorage, directions)
 
     def _setup_optuna(
@@ -366,9 +378,11 @@ class SearchRunner:
             n = len(study.get_trials(deepcopy=False))
             if n:
                 study.sampler = sampler_for(cfg, seed_offset=n)
-        if self.created:
+        if not study.metric_names:
             study.set_metric_names([o.label for o in cfg.objectives])
-            for name in cfg.baselines:
+        enqueued = {t.user_attrs.get(BASELINE_ATTR) for t in study.get_trials(deepcopy=False)}
+        for name in cfg.baselines:
+            if name not in enqueued:
                 study.enqueue_trial(
                     baseline_params(name, cfg.space),
                     user_attrs={BASELINE_ATTR: name},
@@ -376,6 +390,35 @@ class SearchRunner:
                 )
         self._study = study
         return study
+
+    # -- budget claims -------------------------------------------------------------
+
+    def claim_trial(self) -> bool:
+        """Take one slot of the study's trial budget in the database before asking Optuna
+        for a trial; ``False`` when the budget is used up (by every worker together).
+
+        The claim is bound to the trial by :meth:`objective` (first thing it writes).
+        """
+        from paretoedge.storage._claims import claim_trial
+        from paretoedge.storage._owner import current_owner
+
+        _ = self.study  # the study and its baselines exist before any claim
+        self._claim_id = claim_trial(
+            self.storage,
+            study=self.name,
+            budget=self.config.budget.trials,
+            owner=current_owner(),
+            stale_after_s=self.grace_period,
+        )
+        return self._claim_id is not None
+
+    def release_claim(self) -> None:
+        """Give back a claim no trial was started for (the timeout hit, ``ask`` failed)."""
+        from paretoedge.storage._claims import release_claim
+
+        claim_id, self._claim_id = getattr(self, "_claim_id", None), None
+        if claim_id is not None:
+            release_claim(self.storage, claim_id=claim_id)
 
     # -- one trial ----------------------------------------------------------------
 
@@ -395,6 +438,19 @@ class SearchRunner:
 
         if is_heartbeat_enabled(trial.study._storage):
             trial.study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+        # The trial's owner (this process) goes into its claim first: `resume` fails the
+        # trial of a dead local owner at once instead of after the heartbeat grace.
+        from paretoedge.storage._claims import bind_claim
+        from paretoedge.storage._owner import current_owner
+
+        claim_id, self._claim_id = getattr(self, "_claim_id", None), None
+        bind_claim(
+            self.storage,
+            study=self.name,
+            trial_number=number,
+            owner=current_owner(),
+            claim_id=claim_id,
+        )
         st.upsert_candidate(
             self.storage,
             study=self.name,
@@ -430,7 +486,13 @@ class SearchRunner:
         except BaseException as exc:
             if type(exc).__name__ != "TrialPruned":
                 st.upsert_candidate(
-                    self.storage, study=self.name, trial_number=number, state="failed", spec=flat
+                    self.storage,
+                    study=self.name,
+                    trial_number=number,
+                    state="failed",
+                    spec=flat,
+                    is_baseline=bool(baseline),
+                    baseline_name=baseline,
                 )
             if isinstance(exc, KeyboardInterrupt):
                 # Ctrl-C: Optuna fails this trial; queue its parameters again so that
@@ -622,11 +684,10 @@ class SearchRunner:
         import optuna
 
         from paretoedge import storage as st
+        from paretoedge.search._recovery import recover
 
         study = self.study
-        with quiet_optuna():
-            optuna.storages.fail_stale_trials(study)
-        self.sync_failed(study)
+        recover(self, study)
         budget = self.config.budget
         done = _count(study, (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
         remaining = None if budget.trials is None else max(0, budget.trials - done)
@@ -650,13 +711,16 @@ class SearchRunner:
             raise
         finally:
             self._display = None
+            recover(self, study)
             fronts = self.update_fronts()
             st.set_study_status(self.storage, study=self.name, status=status)
         self.fill_test_accuracy(fronts)
         return self.summary(fronts)
 
     def sync_failed(self, study: optuna.Study) -> int:
-        """Mark candidates failed whose Optuna trial failed while their process was gone.
+        """Mark candidates failed whose Optuna trial failed while their process was gone
+        (a row left ``running``, or ``complete`` when the heartbeat failed the trial after
+        its result was written: the retry re-evaluates it, and rows follow trial states).
 
         A trial can also die before its worker wrote any candidate row (a Ray driver killed
         between creating the trial and the worker starting it): it gets a failed row with the
@@ -671,7 +735,7 @@ class SearchRunner:
         n = 0
         for t in failed:
             row = rows.get(t.number)
-            if row is not None and row.state != "running":
+            if row is not None and row.state == "failed":
                 continue
             baseline = t.user_attrs.get(BASELINE_ATTR)
             if row is not None:
@@ -788,8 +852,16 @@ def rank_candidates(
     candidate is infeasible on ``device`` when it breaks a constraint that applies there or
     when the hardware model reports a violation (it does not fit the device).
     """
-    objs = config.front_objectives(device)
-    cons = config.device_constraints(device)
+    return rank_by(
+        config.front_objectives(device), config.device_constraints(device), device, candidates
+    )
+
+
+def rank_by(
+    objs: Sequence[Any], cons: Sequence[Any], device: str, candidates: Sequence[CandidateRecord]
+) -> dict[int, int]:
+    """:func:`rank_candidates` for explicit front objectives and constraints (a migration
+    ranks stored studies whose config this version can no longer parse)."""
     rows, viol, numbers = [], [], []
     for c in candidates:
         if c.metrics_for(device) is None:

@@ -161,3 +161,25 @@ class ArtifactRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrialClaimRow(Base):
+    """A budget slot taken by a worker for one trial, and the trial's owning process.
+
+    Written by :mod:`paretoedge.storage._claims`: a worker takes a claim (counting the study's
+    trials in the same transaction) *before* it asks Optuna for a trial, then binds the claim
+    to the trial's number. ``trial_number`` is ``NULL`` in between. The owner columns let
+    ``resume`` tell a dead local owner from a live one at once
+    (:class:`~paretoedge.storage._owner.Owner`).
+    """
+
+    __tablename__ = "pe_trial_claims"
+    __table_args__ = (UniqueConstraint("study_id", "trial_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("pe_studies.id", ondelete="CASCADE"))
+    trial_number: Mapped[int | None] = mapped_column(Integer)
+    owner_host: Mapped[str] = mapped_column(String(255))
+    owner_pid: Mapped[int] = mapped_column(Integer)
+    owner_started: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -29,7 +29,14 @@ from paretoedge.storage._engine import create_engine_for
 from paretoedge.storage._migrate import script_location
 from paretoedge.storage._models import VERSION_TABLE, Base
 
-PE_TABLES = {"pe_studies", "pe_candidates", "pe_device_metrics", "pe_front", "pe_artifacts"}
+PE_TABLES = {
+    "pe_studies",
+    "pe_candidates",
+    "pe_device_metrics",
+    "pe_front",
+    "pe_artifacts",
+    "pe_trial_claims",
+}
 
 
 @pytest.fixture
@@ -70,9 +77,14 @@ def test_scripts_ship_inside_the_package() -> None:
     location = Path(script_location())
     assert location.parts[-3:] == ("paretoedge", "storage", "migrations")
     names = sorted(p.name for p in (location / "versions").glob("*.py"))
-    assert names == ["0001_initial.py", "0002_front.py", "0003_front_sort_keys.py"]
+    assert names == [
+        "0001_initial.py",
+        "0002_front.py",
+        "0003_front_sort_keys.py",
+        "0004_claims_refront.py",
+    ]
     assert not (location / "alembic.ini").exists()
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
 
 
 def test_pyproject_package_data_covers_the_scripts() -> None:
@@ -277,3 +289,143 @@ def test_database_from_a_newer_paretoedge_is_refused(db_url: str) -> None:
                 text(f"UPDATE {VERSION_TABLE} SET version_num = :v"), {"v": head_revision()}
             )
         engine.dispose()
+
+
+def _ranks(storage: Any, study: str, device: str) -> dict[int, int]:
+    page = get_front(storage, study=study, device=device, max_rank=None, limit=1000)
+    return {e.candidate.trial_number: e.rank for e in page.entries}
+
+
+def _recomputed(storage: Any, study: str, device: str) -> dict[int, int]:
+    """The ranking computed afresh from the stored rows, as resume would store it."""
+    from paretoedge.search._controller import rank_by
+    from paretoedge.search._refront import front_spec
+    from paretoedge.storage import list_candidates
+
+    record = get_study(storage, name=study)
+    row = {
+        "name": record.name,
+        "config": dict(record.config),
+        "objectives": [o.to_dict() for o in record.objectives],
+    }
+    objs, cons = front_spec(row)(device)
+    return rank_by(objs, cons, device, list_candidates(storage, study=study, states=["complete"]))
+
+
+def test_frozen_0001_fronts_equal_a_recomputation_after_upgrade(tmp_path: Path) -> None:
+    """Upgrading 0001 -> head leaves the fronts a user had (pe_front appeared in 0002 empty;
+    0004 ranks what earlier upgrades left unranked)."""
+    path = tmp_path / "old.sqlite"
+    shutil.copyfile(FROZEN, path)
+    with open_storage(f"sqlite:///{path}") as storage:
+        rpi4 = _ranks(storage, "frozen", "rpi4")
+        stm = _ranks(storage, "frozen", "stm32h7")
+        # accuracy vs rpi4 latency: every complete candidate trades one for the other
+        assert rpi4 == {0: 0, 1: 0, 2: 0}
+        # stm32h7 ranks on accuracy; the teacher and int8 do not fit its flash
+        assert stm == {2: 0, 0: 1, 1: 1}
+        assert rpi4 == _recomputed(storage, "frozen", "rpi4")
+        assert stm == _recomputed(storage, "frozen", "stm32h7")
+        assert get_front(storage, study="frozen", device="rpi4").total == 3
+
+
+def test_upgrade_to_0004_ranks_a_study_left_without_fronts(empty_url: str) -> None:
+    """A database an earlier version upgraded to 0003 without ranking (empty pe_front) gets
+    its fronts from 0004, computed from the stored study config; ranked fronts are kept."""
+    import json
+    import sys
+
+    from sqlalchemy import text
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "search"))
+    from _synthetic import synthetic_config, synthetic_evaluation
+
+    config = synthetic_config()
+    engine = create_engine_for(empty_url)
+    t = {"t": "2026-01-01 00:00:00+00:00"}
+    specs = [
+        {"quant.bits": 32},
+        {"quant.bits": 8},
+        {"quant.bits": 4, "prune.sparsity": 0.4},
+        {"quant.bits": 8, "ffn.keep": 0.5},
+        {"prune.sparsity": 0.6, "quant.bits": 32},
+    ]
+    try:
+        upgrade_schema(engine, "0003")
+        with engine.begin() as conn:
+            for sid, name in ((1, "empty"), (2, "ranked")):
+                conn.execute(
+                    text(
+                        "INSERT INTO pe_studies (id, name, optuna_study_name, config, devices,"
+                        " objectives, status, seed, created_at, updated_at) VALUES (:i, :n, :n,"
+                        " :c, :d, :o, 'finished', 3, :t, :t)"
+                    ),
+                    {
+                        "i": sid,
+                        "n": name,
+                        "c": json.dumps(config.to_dict()),
+                        "d": json.dumps(list(config.devices)),
+                        "o": json.dumps(
+                            [
+                                {"name": o.name, "device": o.device, "direction": o.direction}
+                                for o in config.objectives
+                            ]
+                        ),
+                        **t,
+                    },
+                )
+            cid = 0
+            for sid in (1, 2):
+                for n, spec in enumerate(specs):
+                    cid += 1
+                    ev = synthetic_evaluation(spec, config.devices)
+                    conn.execute(
+                        text(
+                            "INSERT INTO pe_candidates (id, study_id, trial_number, state,"
+                            " is_baseline, spec, accuracy, size_bytes, parameters, sparsity,"
+                            " created_at, updated_at) VALUES (:id, :s, :n, 'complete', false,"
+                            " :spec, :a, :b, 1000, :sp, :t, :t)"
+                        ),
+                        {
+                            "id": cid,
+                            "s": sid,
+                            "n": n,
+                            "spec": json.dumps(spec),
+                            "a": ev.accuracy,
+                            "b": ev.size_bytes,
+                            "sp": ev.sparsity,
+                            **t,
+                        },
+                    )
+                    for dev, m in ev.devices.items():
+                        conn.execute(
+                            text(
+                                "INSERT INTO pe_device_metrics (candidate_id, device, latency_ms,"
+                                " peak_memory_bytes, energy_mj, feasible, violations)"
+                                " VALUES (:c, :d, :l, :p, :e, true, '[]')"
+                            ),
+                            {
+                                "c": cid,
+                                "d": dev,
+                                "l": m.latency_ms,
+                                "p": m.peak_memory_bytes,
+                                "e": m.energy_mj,
+                            },
+                        )
+            # "ranked" already has a (deliberately odd) ranking on dev-a: it must stay.
+            conn.execute(
+                text(
+                    "INSERT INTO pe_front (study_id, device, candidate_id, rank, latency_ms)"
+                    " VALUES (2, 'dev-a', 6, 0, 1.0)"
+                )
+            )
+    finally:
+        engine.dispose()
+    with open_storage(empty_url) as storage:
+        assert current_revision(storage.engine) == head_revision()
+        for device in config.devices:
+            ranks = _ranks(storage, "empty", device)
+            assert len(ranks) == len(specs) and 0 in ranks.values()
+            assert ranks == _recomputed(storage, "empty", device)
+        assert _ranks(storage, "ranked", "dev-a") == {0: 0}
+        assert _ranks(storage, "ranked", "dev-b") == _recomputed(storage, "ranked", "dev-b")
