@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "paretoedge.hardware_profiles._cli",
     "paretoedge.search._cli",
     "paretoedge.commands.query",
+    "paretoedge.commands.kit",
 )
 
 

@@ -41,6 +41,11 @@ from paretoedge.storage._api import (
     upsert_device_metrics_many,
 )
 from paretoedge.storage._engine import Storage, check_url, open_storage, parse_url
+from paretoedge.storage._measured import (
+    MeasuredLatencyRecord,
+    get_measured_latencies,
+    upsert_measured_latency,
+)
 from paretoedge.storage._migrate import current_revision, head_revision, upgrade_schema
 from paretoedge.storage._optuna import optuna_storage
 from paretoedge.storage._records import (
@@ -79,6 +84,7 @@ __all__ = [
     "FrontEntry",
     "FrontPage",
     "FrontSort",
+    "MeasuredLatencyRecord",
     "ObjectiveRecord",
     "Storage",
     "StudyRecord",
@@ -91,6 +97,7 @@ __all__ = [
     "current_revision",
     "get_candidate",
     "get_front",
+    "get_measured_latencies",
     "get_study",
     "head_revision",
     "list_artifacts",
@@ -106,4 +113,5 @@ __all__ = [
     "upsert_candidate",
     "upsert_device_metrics",
     "upsert_device_metrics_many",
+    "upsert_measured_latency",
 ]

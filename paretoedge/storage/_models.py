@@ -183,3 +183,27 @@ class TrialClaimRow(Base):
     owner_pid: Mapped[int] = mapped_column(Integer)
     owner_started: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MeasuredLatencyRow(Base):
+    """A candidate's latency timed on a real runtime, beside what the model predicted.
+
+    Written by ``paretoedge verify`` (:mod:`paretoedge.storage._measured`); one row per
+    ``(candidate, device)``, replaced by a newer measurement.
+    """
+
+    __tablename__ = "pe_measured_latency"
+    __table_args__ = (UniqueConstraint("candidate_id", "device"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("pe_candidates.id", ondelete="CASCADE"))
+    device: Mapped[str] = mapped_column(String(64))
+    runtime: Mapped[str] = mapped_column(String(32))
+    artifact: Mapped[str] = mapped_column(String(32))
+    threads: Mapped[int] = mapped_column(Integer)
+    repeats: Mapped[int] = mapped_column(Integer)
+    median_ms: Mapped[float] = mapped_column(Float)
+    min_ms: Mapped[float] = mapped_column(Float)
+    spread: Mapped[float] = mapped_column(Float)
+    predicted_ms: Mapped[float] = mapped_column(Float)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

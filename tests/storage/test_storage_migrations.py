@@ -15,6 +15,7 @@ from paretoedge.storage import (
     current_revision,
     get_candidate,
     get_front,
+    get_measured_latencies,
     get_study,
     head_revision,
     list_artifacts,
@@ -24,6 +25,7 @@ from paretoedge.storage import (
     replace_front,
     upgrade_schema,
     upsert_candidate,
+    upsert_measured_latency,
 )
 from paretoedge.storage._engine import create_engine_for
 from paretoedge.storage._migrate import script_location
@@ -82,9 +84,10 @@ def test_scripts_ship_inside_the_package() -> None:
         "0002_front.py",
         "0003_front_sort_keys.py",
         "0004_claims_refront.py",
+        "0005_measured_latency.py",
     ]
     assert not (location / "alembic.ini").exists()
-    assert head_revision() == "0004"
+    assert head_revision() == "0005"
 
 
 def test_pyproject_package_data_covers_the_scripts() -> None:
@@ -258,6 +261,43 @@ def test_frozen_revision_0001_file_upgrades_to_head(tmp_path: Path) -> None:
         )
         front = get_front(storage, study="frozen", device="rpi4", sort="accuracy")
         assert [e.candidate.trial_number for e in front.entries] == [0, 1, 2]
+        # ... and the measured-latency table of revision 0005, empty after the upgrade.
+        assert (
+            get_measured_latencies(storage, candidate_ids=list(ids.values()), device="rpi4") == {}
+        )
+        upsert_measured_latency(
+            storage,
+            candidate_id=ids[1],
+            device="rpi4",
+            runtime="onnxruntime",
+            artifact="onnx-int8",
+            threads=4,
+            repeats=20,
+            median_ms=25.0,
+            min_ms=24.0,
+            spread=0.04,
+            predicted_ms=19.5,
+        )
+        got = get_measured_latencies(storage, candidate_ids=list(ids.values()), device="rpi4")
+        assert list(got) == [ids[1]] and got[ids[1]].error_pct == pytest.approx(-22.0)
+        # the prediction is untouched
+        assert (
+            get_candidate(storage, study="frozen", trial_number=1).metrics_for("rpi4").latency_ms
+            == 19.5
+        )  # type: ignore[union-attr]
+
+
+def test_upgrade_0003_to_0005_keeps_rows_and_adds_measured_latency(empty_url: str) -> None:
+    engine = create_engine_for(empty_url)
+    try:
+        upgrade_schema(engine, "0003")
+        assert "pe_measured_latency" not in _tables(engine)
+    finally:
+        engine.dispose()
+    with open_storage(empty_url) as storage:
+        assert current_revision(storage.engine) == "0005"
+        assert "pe_measured_latency" in _tables(storage.engine)
+        assert _schema_diff(storage.engine) == []
 
 
 def _dump(path: Path) -> list[str]:
