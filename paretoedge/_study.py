@@ -50,14 +50,19 @@ __all__ = ["Study", "compress", "create_study", "load_study", "predict"]
 
 def resolve_storage_url(storage: str | None) -> str:
     """The database URL to use: ``storage`` if given, else the configured default
-    (``PARETOEDGE_STORAGE``, else ``sqlite:///paretoedge.db``)."""
+    (``PARETOEDGE_STORAGE``, else ``sqlite:///paretoedge.db``), checked before anything is
+    opened.
+
+    Raises:
+        ConfigError: an empty or malformed URL (naming ``storage`` or
+            ``PARETOEDGE_STORAGE``).
+    """
     from paretoedge.settings import get_settings
+    from paretoedge.storage import check_url
 
     if storage is None:
-        return get_settings().storage
-    if not isinstance(storage, str) or not storage.strip():
-        raise ConfigError("storage", storage, "a database URL such as sqlite:///paretoedge.db")
-    return storage
+        return check_url(get_settings().storage, field="PARETOEDGE_STORAGE")
+    return check_url(storage, field="storage")
 
 
 class Study:
@@ -292,13 +297,15 @@ def load_study(
 
     Raises:
         NotFoundError: no study of that name in ``storage``.
-        StorageError: the database cannot be opened.
+        StorageError: the database does not exist or cannot be opened (it is never
+            created here).
     """
     from paretoedge.search._controller import resume_runner
+    from paretoedge.storage import open_storage
 
-    runner = resume_runner(
-        name, storage_url=resolve_storage_url(storage), evaluator_factory=evaluator_factory
-    )
+    url = resolve_storage_url(storage)
+    open_storage(url, create=False).close()  # a misspelt SQLite path is not a new database
+    runner = resume_runner(name, storage_url=url, evaluator_factory=evaluator_factory)
     return Study(runner)
 
 

@@ -14,7 +14,8 @@ import typer
 from paretoedge._describe import collapse_twins, describe_spec
 
 if TYPE_CHECKING:
-    from paretoedge.search._controller import SearchRunner, SearchSummary
+    from paretoedge._study import Study
+    from paretoedge.search._controller import SearchSummary
 
 _STORAGE_HELP = "Database URL (default: PARETOEDGE_STORAGE or sqlite:///paretoedge.db)."
 
@@ -25,15 +26,7 @@ def _storage_url(storage: str | None) -> str:
     return storage_url(storage)
 
 
-def _existing_storage_url(storage: str | None) -> str:
-    """The URL of a database that must already hold paretoedge studies (resume, add-device)."""
-    from paretoedge.commands._storage import open_existing
-
-    open_existing(storage).close()
-    return _storage_url(storage)
-
-
-def _fronts_json(runner: SearchRunner, summary: SearchSummary) -> dict[str, Any]:
+def _fronts_json(study: Study, summary: SearchSummary) -> dict[str, Any]:
     from paretoedge.storage import get_front
 
     return {
@@ -42,7 +35,7 @@ def _fronts_json(runner: SearchRunner, summary: SearchSummary) -> dict[str, Any]
         "trials_complete": summary.trials_complete,
         "trials_failed": summary.trials_failed,
         "fronts": {
-            d: get_front(runner.storage, study=summary.study, device=d, limit=1000).to_dict()[
+            d: get_front(study.storage, study=summary.study, device=d, limit=1000).to_dict()[
                 "entries"
             ]
             for d in summary.fronts
@@ -50,7 +43,7 @@ def _fronts_json(runner: SearchRunner, summary: SearchSummary) -> dict[str, Any]
     }
 
 
-def print_fronts(runner: SearchRunner, summary: SearchSummary, *, as_json: bool) -> None:
+def print_fronts(study: Study, summary: SearchSummary, *, as_json: bool) -> None:
     """One table per device: the front members, fastest first."""
     from rich.console import Console
     from rich.table import Table
@@ -58,12 +51,12 @@ def print_fronts(runner: SearchRunner, summary: SearchSummary, *, as_json: bool)
     from paretoedge.storage import get_front
 
     if as_json:
-        typer.echo(json.dumps(_fronts_json(runner, summary), indent=2, default=str))
+        typer.echo(json.dumps(_fronts_json(study, summary), indent=2, default=str))
         return
     console = Console()
     for device in summary.fronts:
         page = get_front(
-            runner.storage, study=summary.study, device=device, limit=1000, baselines=True
+            study.storage, study=summary.study, device=device, limit=1000, baselines=True
         )
         on_front = sum(e.rank == 0 for e in page.entries)
         table = Table(title=f"Pareto front on {device} ({on_front} candidates)")
@@ -138,14 +131,14 @@ def _preflight_task(task: str) -> None:
         load_task(task, limit=1)
 
 
-def _run_interruptible(runner: SearchRunner, **kwargs: Any) -> SearchSummary:
-    """Run; on Ctrl-C say how to continue and exit 130 instead of a traceback."""
+def _run_interruptible(study: Study, **kwargs: Any) -> SearchSummary:
+    """Optimize; on Ctrl-C say how to continue and exit 130 instead of a traceback."""
     try:
-        return runner.run(**kwargs)
+        return study.optimize(**kwargs)
     except KeyboardInterrupt:
         typer.echo(
-            f"interrupted: continue with paretoedge resume {runner.name} "
-            f"--storage {runner.storage.url}",
+            f"interrupted: continue with paretoedge resume {study.name} "
+            f"--storage {study.storage.url}",
             err=True,
         )
         raise typer.Exit(130) from None
@@ -179,8 +172,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the fronts as JSON."),
     ) -> None:
         """Run a multi-objective compression search and store a Pareto front per device."""
+        from paretoedge._study import create_study
         from paretoedge.search._config import load_config
-        from paretoedge.search._controller import SearchRunner
         from paretoedge.search._names import check_study_name
 
         # Everything is checked before the database is opened: a refused flag or study
@@ -196,9 +189,9 @@ def register(app: typer.Typer) -> None:
         be = _backend(backend, address, workers)
         cfg = load_config(config, sets)
         _preflight_task(cfg.task)
-        runner = SearchRunner(cfg, storage_url=url, study_name=study, progress=progress)
-        summary = _run_interruptible(runner, backend=be)
-        print_fronts(runner, summary, as_json=as_json)
+        handle = create_study(cfg, storage=url, study_name=study)
+        summary = _run_interruptible(handle, backend=be, progress=progress)
+        print_fronts(handle, summary, as_json=as_json)
 
     @app.command("resume")
     def resume_cmd(
@@ -217,13 +210,15 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the fronts as JSON."),
     ) -> None:
         """Continue a study after a crash or Ctrl-C; completed trials are kept."""
-        from paretoedge.search._controller import resume_runner
+        from paretoedge._study import load_study
 
         _check_timeout(timeout)
         be = _backend(backend, address, workers)
-        runner = resume_runner(name, storage_url=_existing_storage_url(storage), progress=progress)
-        summary = _run_interruptible(runner, n_trials=trials, timeout=timeout, backend=be)
-        print_fronts(runner, summary, as_json=as_json)
+        handle = load_study(name, storage=_storage_url(storage))
+        summary = _run_interruptible(
+            handle, n_trials=trials, timeout=timeout, backend=be, progress=progress
+        )
+        print_fronts(handle, summary, as_json=as_json)
 
     @app.command("add-device")
     def add_device_cmd(
@@ -233,9 +228,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the front as JSON."),
     ) -> None:
         """Score every stored candidate on a new device (no retraining) and store its front."""
-        from paretoedge.search._controller import add_device
+        from paretoedge._study import load_study
 
-        runner, summary = add_device(
-            name, device=device, storage_url=_existing_storage_url(storage)
-        )
-        print_fronts(runner, summary, as_json=as_json)
+        handle = load_study(name, storage=_storage_url(storage))
+        summary = handle.add_device(device, progress=True)
+        print_fronts(handle, summary, as_json=as_json)
