@@ -412,11 +412,26 @@ class SearchRunner:
         )
         return self._claim_id is not None
 
+    def bind_claim(self, trial_number: int) -> None:
+        """Record this process as the owner of trial ``trial_number``, binding the claim
+        taken for it (if this process took one; a Ray worker takes over its driver's)."""
+        from paretoedge.storage._claims import bind_claim
+        from paretoedge.storage._owner import current_owner
+
+        claim_id, self._claim_id = self._claim_id, None
+        bind_claim(
+            self.storage,
+            study=self.name,
+            trial_number=trial_number,
+            owner=current_owner(),
+            claim_id=claim_id,
+        )
+
     def release_claim(self) -> None:
         """Give back a claim no trial was started for (the timeout hit, ``ask`` failed)."""
         from paretoedge.storage._claims import release_claim
 
-        claim_id, self._claim_id = getattr(self, "_claim_id", None), None
+        claim_id, self._claim_id = self._claim_id, None
         if claim_id is not None:
             release_claim(self.storage, claim_id=claim_id)
 
@@ -440,17 +455,7 @@ class SearchRunner:
             trial.study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
         # The trial's owner (this process) goes into its claim first: `resume` fails the
         # trial of a dead local owner at once instead of after the heartbeat grace.
-        from paretoedge.storage._claims import bind_claim
-        from paretoedge.storage._owner import current_owner
-
-        claim_id, self._claim_id = getattr(self, "_claim_id", None), None
-        bind_claim(
-            self.storage,
-            study=self.name,
-            trial_number=number,
-            owner=current_owner(),
-            claim_id=claim_id,
-        )
+        self.bind_claim(number)
         st.upsert_candidate(
             self.storage,
             study=self.name,

@@ -54,7 +54,7 @@ from paretoedge.errors import ConfigError, MissingExtraError, ParetoEdgeError
 try:
     import ray
     from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search import ConcurrencyLimiter, Searcher
     from ray.tune.search.optuna import OptunaSearch
     from ray.tune.stopper import Stopper
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -332,13 +332,25 @@ class StudySearcher(OptunaSearch):
             )
         self.failed_numbers: list[int] = []
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         assert self._ot_study is not None and callable(self._space)
         if trial_id not in self._ot_trials:
-            with quiet_optuna(), warnings.catch_warnings():
-                # Heartbeats are recorded by the worker that runs the trial, not by ask().
-                warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                self._ot_trials[trial_id] = self._ot_study.ask()
+            # The study's budget is claimed in the database before each ask, counted with
+            # every other driver and local worker of the study (paretoedge.storage._claims).
+            if not self._runner.claim_trial():
+                live = set(self._ot_trials) - self._completed_trials
+                # A running trial may still fail and give its slot back: ask again later.
+                return None if live else Searcher.FINISHED
+            try:
+                with quiet_optuna(), warnings.catch_warnings():
+                    # Heartbeats are recorded by the worker that runs the trial, not by ask().
+                    warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                    self._ot_trials[trial_id] = self._ot_study.ask()
+            except BaseException:
+                self._runner.release_claim()
+                raise
+            # The driver owns the trial until a worker takes it over in `objective`.
+            self._runner.bind_claim(self._ot_trials[trial_id].number)
             # A first heartbeat now: if the driver dies before a worker starts the trial,
             # `resume` still sees it as stale, fails it and retries its parameters.
             self._ot_study._storage.record_heartbeat(self._ot_trials[trial_id]._trial_id)

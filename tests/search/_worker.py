@@ -44,4 +44,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from paretoedge.errors import ParetoEdgeError
+
+    try:
+        main()
+    except ParetoEdgeError as exc:  # as the CLI does: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -94,13 +94,14 @@ def test_sigkill_mid_trial_then_resume(tmp_path: Path, monkeypatch: pytest.Monke
     twins_before = twin_trials(optuna.load_study(study_name="synthetic", storage=url))
 
     monkeypatch.setenv("PE_TEST_LOG", str(log))
-    time.sleep(4.0)  # let the dead trial's heartbeat go stale (grace period 2 s)
+    # Resume at once: the killed trial's owner is a dead local process, so it is failed (and
+    # retried) now, not after the heartbeat grace (60 s here).
     runner = resume_runner(
         "synthetic",
         storage_url=url,
         evaluator_factory=SyntheticEvaluator,
-        heartbeat_interval=1,
-        grace_period=2,
+        heartbeat_interval=30,
+        grace_period=60,
         artifacts_dir=tmp_path / "artifacts",
     )
     summary = runner.run()
@@ -177,7 +178,7 @@ def test_two_workers_share_one_study_on_postgres(tmp_path: Path) -> None:
         # one candidate row per Optuna trial, none lost, none duplicated
         assert sorted(c.trial_number for c in cands) == sorted(t.number for t in trials)
         complete = [t for t in trials if t.state.name == "COMPLETE"]
-        assert 12 <= len(complete) <= 13  # both workers may finish a trial at the budget
+        assert len(complete) == 12  # the budget is claimed in the database
         assert sum(c.is_baseline for c in cands) == 2  # baselines enqueued once
         # both workers did part of the work, and no candidate was evaluated twice
         evals = [json.loads(line) for line in log.read_text().splitlines()]
