@@ -29,7 +29,7 @@ from paretoedge.compression._transform import Step, register_transform
 from paretoedge.compression._transform import sections as registered_sections
 from paretoedge.errors import ConfigError, UnknownNameError
 
-ALLOWED_BITS = (32, 16, 8, 4)
+ALLOWED_BITS = (32, 16, 8, 4, 2, 1)
 LAYER_GROUPS = ("attention", "ffn", "embeddings", "head")
 LOWRANK_TARGETS = ("attention", "ffn", "embeddings")
 SPEC_VERSION = 1
@@ -144,7 +144,10 @@ class QuantConfig:
 
     Attributes:
         bits: Default weight bit-width of every Linear and of the word embeddings:
-            32 (float), 16 (float16), 8 or 4.
+            32 (float), 16 (float16), 8, 4, 2 (ternary: {-a, 0, +a} per row, zero band
+            below 0.7 mean|w|) or 1 (binary: sign x per-row mean |w|). Train binary and
+            ternary layers through their quantisers (``qat=True`` with ``recovery``: a
+            straight-through estimator and distillation from the teacher).
         scheme: ``"uniform"`` (symmetric, per output channel, one float scale per row) or
             ``"cluster"`` (k-means weight sharing: at most 2^bits distinct values per layer
             and a 2^bits-entry codebook; 16/32 bits stay float).

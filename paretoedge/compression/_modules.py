@@ -62,8 +62,40 @@ class Mask(nn.Module):
         return w * self.mask
 
 
+#: Ternary threshold as a fraction of the row's mean |w| (Li & Liu, Ternary Weight Networks:
+#: 0.7 E|w| approximately minimises the L2 error for Gaussian and uniform weights).
+TERNARY_DELTA = 0.7
+
+
+def binarize(w: torch.Tensor) -> torch.Tensor:
+    """1 bit: ``sign(w) * alpha`` per row, ``alpha`` the row's mean |w| (the L2-optimal
+    scale, XNOR-Net/BinaryBERT). Exact zeros (pruned weights) stay 0; a sparse layer is
+    stored with its occupancy bitmap, so they cost no extra code."""
+    alpha = w.abs().sum(dim=1, keepdim=True) / (w != 0).sum(dim=1, keepdim=True).clamp_min(1)
+    return torch.sign(w) * alpha
+
+
+def ternarize(w: torch.Tensor) -> torch.Tensor:
+    """2 bits: ``{-alpha, 0, +alpha}`` per row. Weights with ``|w| <= delta`` become 0,
+    ``delta = TERNARY_DELTA * mean|w|`` (a statistics-based threshold); ``alpha`` is the
+    mean |w| of the weights kept (the L2-optimal scale for that support)."""
+    delta = TERNARY_DELTA * w.abs().mean(dim=1, keepdim=True)
+    keep = w.abs() > delta
+    alpha = (w.abs() * keep).sum(dim=1, keepdim=True) / keep.sum(dim=1, keepdim=True).clamp_min(1)
+    return torch.sign(w) * keep * alpha
+
+
 def uniform_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """Symmetric per-row (output channel) quantise-dequantise to ``bits``; 0 stays 0."""
+    """Symmetric per-row (output channel) quantise-dequantise to ``bits``; 0 stays 0.
+
+    1 bit is :func:`binarize` and 2 bits :func:`ternarize` (a symmetric 2-bit grid has
+    only {-1, 0, 1} anyway; the ternary threshold places its zero band far better than
+    rounding at half the row maximum).
+    """
+    if bits == 1:
+        return binarize(w)
+    if bits == 2:
+        return ternarize(w)
     qmax = 2 ** (bits - 1) - 1
     scale = w.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / qmax
     return torch.clamp(torch.round(w / scale), -qmax, qmax) * scale
