@@ -49,6 +49,8 @@ PARAM_TYPES: dict[str, type] = {
     "recovery.steps": int,
     "recovery.lr": float,
     "recovery.batch_size": int,
+    "share.groups": int,
+    "share.init": str,
 }
 LAYER_BITS_PREFIX = "quant.layer_bits."
 

@@ -34,6 +34,7 @@ _IDENTITY: dict[str, Any] = {
     "quant.scheme": "uniform",
     "distill.layers": 10**9,
     "recovery.steps": 0,
+    "share.groups": 10**9,
 }
 
 

@@ -15,7 +15,8 @@ learns through the quantisers while PTQ quantises the recovered weights.
 A compressed model may have per-layer head counts, FFN widths and factored layers that
 its HF ``config.json`` cannot express. :func:`save_compressed` therefore writes, next to
 ``save_pretrained``'s files, ``paretoedge_structure.json`` (every Linear/Embedding shape,
-factored layers, head counts, quantisation records and activation quantisers);
+factored layers, head counts, quantisation records, activation quantisers and the groups
+of blocks sharing weights);
 :func:`load_compressed` rebuilds that skeleton from the config and loads the weights.
 """
 
@@ -42,6 +43,7 @@ from paretoedge.compression._modules import (
     attach_act_quantizer,
     bake,
 )
+from paretoedge.compression._share import SHARE_ATTR, tie, untie
 from paretoedge.compression._stats import ModelStats, model_stats
 from paretoedge.compression._transform import BAKE_ORDER, ordered_steps, step_names
 from paretoedge.errors import ConfigError, DataError
@@ -183,7 +185,10 @@ def structure_of(model: nn.Module) -> dict[str, Any]:
         if getattr(m, "paretoedge_quant", None)
     }
     act = [name for name, m in model.named_modules() if hasattr(m, "act_quant")]
-    return {"format": 1, "modules": modules, "heads": heads, "quant": quant, "act_quant": act}
+    structure = {"format": 1, "modules": modules, "heads": heads, "quant": quant, "act_quant": act}
+    if getattr(model, SHARE_ATTR, None):
+        structure["share"] = [list(g) for g in getattr(model, SHARE_ATTR)]
+    return structure
 
 
 def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
@@ -210,6 +215,8 @@ def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
         target.paretoedge_quant = dict(record)
     for name in structure["act_quant"]:
         attach_act_quantizer(model.get_submodule(name))
+    if structure.get("share"):
+        tie(model, [list(g) for g in structure["share"]])
     return model
 
 
@@ -224,8 +231,10 @@ def save_compressed(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     work: Any = bake(copy.deepcopy(model))
+    structure = structure_of(work)
+    untie(work)  # safetensors refuses shared storage; the structure file re-ties on load
     work.save_pretrained(out)
-    (out / STRUCTURE_FILE).write_text(json.dumps(structure_of(work), indent=1))
+    (out / STRUCTURE_FILE).write_text(json.dumps(structure, indent=1))
     spec = spec if spec is not None else getattr(model, "paretoedge_spec", None)
     if spec is not None:
         (out / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=1))

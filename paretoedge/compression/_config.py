@@ -12,7 +12,7 @@ is checked against an allow-list on load, so a stored spec can never name arbitr
 The sections a spec knows are the transforms registered in
 :data:`~paretoedge.compression._transform.TRANSFORMS` (see that module for how to add one):
 this module registers the built-in configs defined here, and imports the modules of the
-others (``_distill``) so that reading a spec registers every transform.
+others (``_distill``, ``_share``, ...) so that reading a spec registers every transform.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from paretoedge.compression._distill import DistillConfig
+from paretoedge.compression._share import ShareConfig
 from paretoedge.compression._transform import Step, register_transform
 from paretoedge.compression._transform import sections as registered_sections
 from paretoedge.errors import ConfigError, UnknownNameError
@@ -316,6 +317,7 @@ class CompressionSpec:
     prune: PruneConfig | None = None
     quant: QuantConfig | None = None
     recovery: RecoveryConfig | None = None
+    share: ShareConfig | None = None
 
     def __post_init__(self) -> None:
         for section in registered_sections():

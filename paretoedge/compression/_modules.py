@@ -226,12 +226,23 @@ def attach_act_quantizer(linear: Any) -> ActQuantizer:
 
 
 def bake(model: nn.Module) -> nn.Module:
-    """Replace every parametrised weight by its current (masked/quantised) value, in place."""
+    """Replace every parametrised weight by its current (masked/quantised) value, in place.
+
+    Weights tied across modules (cross-layer sharing) stay tied: their parametrisations
+    share one ``original`` (and compute the same value), and every module gets the same
+    baked parameter.
+    """
     modules: list[Any] = list(model.modules())
+    baked: dict[int, nn.Parameter] = {}
     for module in modules:
         if parametrize.is_parametrized(module):
             for name in list(module.parametrizations.keys()):
+                key = id(module.parametrizations[name].original)
                 parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+                if key in baked:
+                    module.register_parameter(name, baked[key])
+                else:
+                    baked[key] = getattr(module, name)
     return model
 
 
