@@ -51,6 +51,8 @@ PARAM_TYPES: dict[str, type] = {
     "recovery.batch_size": int,
     "share.groups": int,
     "share.init": str,
+    "hash.ratio": float,
+    "hash.targets": str,
 }
 LAYER_BITS_PREFIX = "quant.layer_bits."
 

@@ -35,6 +35,7 @@ _IDENTITY: dict[str, Any] = {
     "distill.layers": 10**9,
     "recovery.steps": 0,
     "share.groups": 10**9,
+    "hash.ratio": 1.0,
 }
 
 

@@ -38,6 +38,7 @@ from paretoedge.compression import _arch
 from paretoedge.compression._config import CompressionSpec
 from paretoedge.compression._context import CompressContext
 from paretoedge.compression._modules import (
+    HashedLinear,
     LowRankEmbedding,
     LowRankLinear,
     attach_act_quantizer,
@@ -169,6 +170,15 @@ def structure_of(model: nn.Module) -> dict[str, Any]:
                 "rank": m.rank,
                 "padding_idx": m.padding_idx,
             }
+        elif isinstance(m, HashedLinear):
+            modules[name] = {
+                "type": "hashed_linear",
+                "in": m.in_features,
+                "out": m.out_features,
+                "size": m.size,
+                "seed": m.seed,
+                "bias": m.bias is not None,
+            }
         elif isinstance(m, nn.Linear) and not name.endswith((".down", ".up", ".proj")):
             modules[name] = {
                 "type": "linear",
@@ -201,6 +211,8 @@ def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
             new: nn.Module = LowRankLinear(spec["in"], spec["out"], spec["rank"], spec["bias"])
         elif kind == "lowrank_embedding":
             new = LowRankEmbedding(spec["num"], spec["dim"], spec["rank"], spec["padding_idx"])
+        elif kind == "hashed_linear":
+            new = HashedLinear(spec["in"], spec["out"], spec["size"], spec["seed"], spec["bias"])
         else:
             old = model.get_submodule(name)
             if (old.in_features, old.out_features) == (spec["in"], spec["out"]):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from paretoedge.compression._distill import DistillConfig
+from paretoedge.compression._hash import HashConfig
 from paretoedge.compression._share import ShareConfig
 from paretoedge.compression._transform import Step, register_transform
 from paretoedge.compression._transform import sections as registered_sections
@@ -318,6 +319,7 @@ class CompressionSpec:
     quant: QuantConfig | None = None
     recovery: RecoveryConfig | None = None
     share: ShareConfig | None = None
+    hash: HashConfig | None = None
 
     def __post_init__(self) -> None:
         for section in registered_sections():

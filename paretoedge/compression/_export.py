@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from paretoedge.compression._hash import materialize
 from paretoedge.compression._modules import bake
 from paretoedge.compression._quant import set_act_quant_enabled
 from paretoedge.compression._share import SHARE_ATTR
@@ -322,7 +323,8 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     spec = spec if spec is not None else getattr(model, "paretoedge_spec", None)
     spec_json = spec.to_json() if spec is not None else json.dumps(None)
-    work = bake(copy.deepcopy(model)).eval()
+    # hashed layers run as ordinary MatMuls over their materialised weights
+    work = materialize(bake(copy.deepcopy(model))).eval()
     if not int8_qdq:
         _export_float(work, path, batch=batch, seq_len=seq_len)
         onnx_model = onnx.load(str(path))

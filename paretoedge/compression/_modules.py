@@ -249,3 +249,71 @@ def bake(model: nn.Module) -> nn.Module:
 def weight_of(module: nn.Module) -> torch.Tensor:
     """The effective weight (parametrisations applied)."""
     return module.weight  # type: ignore[return-value]
+
+
+_MASK = 0xFFFFFFFF
+_MULT = 0x45D9F3B
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (multiply-xorshift) of non-negative int64 values < 2^32."""
+    x = ((x >> 16) ^ x) * _MULT & _MASK
+    x = ((x >> 16) ^ x) * _MULT & _MASK
+    return (x >> 16) ^ x
+
+
+def hash_tables(
+    out_features: int, in_features: int, size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bucket index [out, in] in [0, size), sign [out, in] in {-1, 1}) for ``seed``.
+
+    A pure function of the shape, ``size`` and ``seed``: a device rebuilds the tables from
+    the seed, so they are never stored.
+    """
+    key = torch.arange(out_features * in_features, dtype=torch.int64)
+    salt = (seed * 2 + 1) & _MASK
+    bucket = _mix(key ^ salt) % size
+    sign = (_mix(key ^ ((salt * 7 + 3) & _MASK)) & 1) * 2 - 1
+    shape = (out_features, in_features)
+    return bucket.view(shape), sign.view(shape).to(torch.float32)
+
+
+class HashedLinear(nn.Module):
+    """A Linear whose weight is ``sign * real[bucket]`` (HashedNets, see ``_hash.py``).
+
+    ``real`` and ``bias`` are the parameters; ``bucket`` and ``sign`` are rebuilt from
+    ``seed`` and not saved (non-persistent buffers).
+    """
+
+    bucket: torch.Tensor
+    sign: torch.Tensor
+
+    def __init__(
+        self, in_features: int, out_features: int, size: int, seed: int, bias: bool = True
+    ) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.size, self.seed = size, seed
+        self.real = nn.Parameter(torch.zeros(size))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        bucket, sign = hash_tables(out_features, in_features, size, seed)
+        self.register_buffer("bucket", bucket, persistent=False)
+        self.register_buffer("sign", sign, persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.sign * self.real[self.bucket]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight, self.bias)
+
+    @torch.no_grad()
+    def project(self, weight: torch.Tensor) -> None:
+        """Set ``real`` to the least-squares fit of ``weight`` (mean of sign*w per bucket)."""
+        flat = self.bucket.flatten()
+        sums = torch.zeros(self.size).index_add_(0, flat, (self.sign * weight).flatten())
+        counts = torch.bincount(flat, minlength=self.size).clamp_min(1)
+        self.real.copy_(sums / counts)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, real={self.size}"

@@ -156,4 +156,9 @@ register_transform(
     "share",
     ShareConfig,
     Step("share", order=350, handler="paretoedge.compression._share:run_share"),
+    note=(
+        "Cross-layer sharing: groups of layers store one set of weights (the ONNX file holds "
+        "one initializer per shared tensor), but every layer still runs, so latency is that "
+        "of the unshared model."
+    ),
 )

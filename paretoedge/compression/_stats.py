@@ -10,7 +10,8 @@ Stored bytes of a quantised weight matrix with n values at b bits:
 
 Everything else (biases, LayerNorm, position and token-type embeddings, unquantised
 layers) counts 4 bytes per parameter; non-persistent buffers count nothing. A tensor shared
-by several modules (cross-layer sharing) is counted once.
+by several modules (cross-layer sharing) is counted once. A hashed layer (HashedNets) counts
+its real parameter vector at 4 bytes per value plus its 8-byte seed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from paretoedge.compression._hash import SEED_BYTES
+from paretoedge.compression._modules import HashedLinear
 from paretoedge.compression._prune import prune_targets
 from paretoedge.compression._quant import quant_targets
 
@@ -128,6 +131,8 @@ def model_stats(model: nn.Module) -> ModelStats:
         if id(p) not in weight_ids:
             nonzero += int((p != 0).sum())
             other_bytes += p.numel() * 4
+    # a hashed layer's parameters (real vector, bias) are counted above; add its seed
+    other_bytes += SEED_BYTES * sum(isinstance(m, HashedLinear) for m in model.modules())
     stored: dict[int, int] = {}  # one entry per distinct (possibly shared) weight
     for (_, module), info in zip(quant_targets(model), infos, strict=True):
         key = id(_weight_tensor(module))
