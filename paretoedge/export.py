@@ -219,7 +219,8 @@ def export_candidate(
     from paretoedge.search import parse_config
     from paretoedge.search._evaluator import onnx_accuracy
     from paretoedge.tasks import load_task
-    from paretoedge.training import evaluate, get_teacher, make_batches
+    from paretoedge.teachers import get_teacher
+    from paretoedge.training import evaluate, make_batches
 
     srec = st.get_study(storage, name=study)
     cand = st.get_candidate(storage, study=study, trial_number=trial)
@@ -345,6 +346,15 @@ def _fmt(value: Any, pattern: str = "{:.4f}") -> str:
     return "-" if value is None else pattern.format(value)
 
 
+def _runtime_notes(flat: Mapping[str, Any]) -> str:
+    """The transforms' notes on how the exported files differ from what is stored."""
+    from paretoedge.compression import CompressionSpec
+    from paretoedge.compression._transform import card_notes
+
+    notes = card_notes(CompressionSpec.from_flat(flat))
+    return "".join(f"\n{note}\n" for note in notes)
+
+
 def model_card(
     study: StudyRecord,
     cand: CandidateRecord,
@@ -400,7 +410,7 @@ from study `{study.name}` (seed {study.seed}), rebuilt from the stored configura
 | key | value |
 |---|---|
 {spec_rows}
-
+{_runtime_notes(cand.spec)}
 ## Metrics
 
 | metric | value |

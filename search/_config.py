@@ -62,6 +62,10 @@ PARAM_TYPES: dict[str, type] = {
     "recovery.steps": int,
     "recovery.lr": float,
     "recovery.batch_size": int,
+    "share.groups": int,
+    "share.init": str,
+    "hash.ratio": float,
+    "hash.targets": str,
 }
 LAYER_BITS_PREFIX = "quant.layer_bits."
 

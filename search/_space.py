@@ -34,6 +34,8 @@ _IDENTITY: dict[str, Any] = {
     "quant.scheme": "uniform",
     "distill.layers": 10**9,
     "recovery.steps": 0,
+    "share.groups": 10**9,
+    "hash.ratio": 1.0,
 }
 
 

@@ -2,8 +2,12 @@
 
 Each transform has a frozen, validated config (:class:`PruneConfig`, :class:`HeadsConfig`,
 :class:`FFNConfig`, :class:`LowRankConfig`, :class:`QuantConfig`, :class:`DistillConfig`,
-:class:`RecoveryConfig`); :class:`CompressionSpec` bundles them and :func:`compress`
-applies them in one canonical order (see :mod:`paretoedge.compression._compose`).
+:class:`RecoveryConfig`) and is a plug-in of :data:`TRANSFORMS`: it registers its config
+class, its handlers and their places in the canonical order with
+:func:`register_transform` (see :mod:`paretoedge.compression._transform`).
+:class:`CompressionSpec` bundles the configs and :func:`compress` walks the registered
+steps in order. :func:`distill` is the distillation loop behind ``distill`` and
+``recovery``.
 :func:`model_stats` measures parameters, sparsity and packed bytes; :func:`export_onnx`
 writes static-shape ONNX (float, or int8 QDQ) with the ``paretoedge.*`` metadata the
 hardware model reads.
@@ -24,7 +28,19 @@ from paretoedge.compression._config import (
     QuantConfig,
     RecoveryConfig,
 )
-from paretoedge.compression._distill import DistillConfig, apply_distill, make_student
+from paretoedge.compression._distill import (
+    DistillConfig,
+    apply_distill,
+    distill,
+    distill_loss,
+    make_student,
+)
+from paretoedge.compression._transform import (
+    TRANSFORMS,
+    Step,
+    Transform,
+    register_transform,
+)
 
 if TYPE_CHECKING:
     from paretoedge.compression._compose import (
@@ -34,6 +50,7 @@ if TYPE_CHECKING:
         load_compressed,
         save_compressed,
     )
+    from paretoedge.compression._context import CompressContext
     from paretoedge.compression._export import export_onnx
     from paretoedge.compression._lowrank import low_rank
     from paretoedge.compression._modules import LowRankEmbedding, LowRankLinear, bake
@@ -46,6 +63,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "STEPS": "_compose",
     "CompressionResult": "_compose",
+    "CompressContext": "_context",
     "compress": "_compose",
     "load_compressed": "_compose",
     "save_compressed": "_compose",
@@ -77,6 +95,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ALLOWED_BITS",
     "STEPS",
+    "TRANSFORMS",
+    "CompressContext",
     "CompressionResult",
     "CompressionSpec",
     "DistillConfig",
@@ -90,10 +110,14 @@ __all__ = [
     "PruneConfig",
     "QuantConfig",
     "RecoveryConfig",
+    "Step",
+    "Transform",
     "apply_distill",
     "bake",
     "calibrate_activations",
     "compress",
+    "distill",
+    "distill_loss",
     "export_onnx",
     "load_compressed",
     "low_rank",
@@ -103,5 +127,6 @@ __all__ = [
     "prune_ffn",
     "prune_heads",
     "quantize_weights",
+    "register_transform",
     "save_compressed",
 ]

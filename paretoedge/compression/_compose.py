@@ -1,16 +1,11 @@
 """Composition of the transforms, and saving/loading compressed models.
 
-Canonical order (whatever order the spec's keys came in):
-
-1. ``distill``  keep k teacher layers and train the student on the teacher (KD);
-2. ``heads``    remove attention heads (structured);
-3. ``ffn``      remove FFN intermediate neurons (structured);
-4. ``lowrank``  factor Linears / the word embeddings by truncated SVD;
-5. ``prune``    unstructured magnitude masks (kept applied from here on);
-6. ``quant`` with ``qat=True``: weight fake quantisers inserted now, trained through;
-7. ``recovery`` distillation from the teacher for ``recovery.steps`` (masks kept);
-8. ``quant`` with ``qat=False``: post-training weight quantisation;
-9. bake masks and quantisers into the weights; calibrate int8 activations of 8-bit layers.
+:func:`compress` walks the steps registered in
+:data:`~paretoedge.compression._transform.TRANSFORMS` in their canonical order (see
+:mod:`paretoedge.compression._transform` for the order and for how to add a transform),
+whatever order the spec's keys came in, and calls the handler of every step whose section
+the spec sets. After the last step ordered before ``BAKE_ORDER`` the masks and quantisers
+are baked into the weights.
 
 Shape-changing steps come first (a mask or a quantiser of a matrix that is later sliced or
 factored would be lost), pruning precedes quantisation (the quantisers see the zeros and
@@ -20,7 +15,8 @@ learns through the quantisers while PTQ quantises the recovered weights.
 A compressed model may have per-layer head counts, FFN widths and factored layers that
 its HF ``config.json`` cannot express. :func:`save_compressed` therefore writes, next to
 ``save_pretrained``'s files, ``paretoedge_structure.json`` (every Linear/Embedding shape,
-factored layers, head counts, quantisation records and activation quantisers);
+factored layers, head counts, quantisation records, activation quantisers and the groups
+of blocks sharing weights);
 :func:`load_compressed` rebuilds that skeleton from the config and loads the weights.
 """
 
@@ -39,17 +35,18 @@ import torch
 from torch import nn
 
 from paretoedge.compression import _arch
-from paretoedge.compression._config import CompressionSpec, QuantConfig, RecoveryConfig
-from paretoedge.compression._lowrank import low_rank
+from paretoedge.compression._config import CompressionSpec
+from paretoedge.compression._context import CompressContext
 from paretoedge.compression._modules import (
+    HashedLinear,
     LowRankEmbedding,
     LowRankLinear,
     attach_act_quantizer,
     bake,
 )
-from paretoedge.compression._prune import magnitude_prune, prune_ffn, prune_heads
-from paretoedge.compression._quant import calibrate_activations, quantize_weights
+from paretoedge.compression._share import SHARE_ATTR, tie, untie
 from paretoedge.compression._stats import ModelStats, model_stats
+from paretoedge.compression._transform import BAKE_ORDER, ordered_steps, step_names
 from paretoedge.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -61,21 +58,9 @@ log = logging.getLogger(__name__)
 
 STRUCTURE_FILE = "paretoedge_structure.json"
 SPEC_FILE = "paretoedge_spec.json"
-CALIBRATION_BATCHES = 4
-CALIBRATION_BATCH_SIZE = 16
-GRADIENT_BATCHES = 4
 
-STEPS = (
-    "distill",
-    "heads",
-    "ffn",
-    "lowrank",
-    "prune",
-    "quant(qat)",
-    "recovery",
-    "quant(ptq)",
-    "calibrate",
-)
+#: Every step name ``CompressionResult.applied`` can hold, in canonical order.
+STEPS = step_names()
 
 
 @dataclass(frozen=True)
@@ -95,17 +80,6 @@ class CompressionResult:
     stats: ModelStats
     wall_s: float
     applied: tuple[str, ...] = ()
-
-
-def _has_act_quant(quant: QuantConfig) -> bool:
-    """Whether some layer gets int8 activations (8-bit uniform layers with act_bits=8)."""
-    bits = {quant.bits, *(b for _, b in quant.layer_bits)}
-    return quant.act_bits == 8 and quant.scheme == "uniform" and 8 in bits
-
-
-def _need_data(field: str, value: Any, task: TaskData | None, tokenizer: Any) -> None:
-    if task is None or tokenizer is None:
-        raise ConfigError(field, value, "a value that needs no data, or pass task= and tokenizer=")
 
 
 def compress(
@@ -130,111 +104,50 @@ def compress(
         calibration: Tokenised batches overriding the task's for activation calibration.
 
     Raises:
-        ConfigError: a transform that needs data without ``task``/``tokenizer``, or a
-            spec that does not fit the model (e.g. more distill layers than it has).
+        ConfigError: a transform that needs data without ``task``/``tokenizer`` (checked
+            for every section before any step runs), or a spec that does not fit the
+            model (e.g. more distill layers than it has).
     """
-    from paretoedge.training import distill, make_batches
-
     if not isinstance(spec, CompressionSpec):
         raise ConfigError("spec", type(spec).__name__, "a CompressionSpec")
     start = time.perf_counter()
     applied: list[str] = []
+    steps = [(t, s) for t, s in ordered_steps() if getattr(spec, t.section) is not None]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        original = model
-        work = copy.deepcopy(model).eval()
-        teacher_model = teacher if teacher is not None else original
-        train = task.train if task is not None else ()
-
-        if spec.distill is not None:
-            from paretoedge.compression._distill import apply_distill
-
-            if spec.distill.steps > 0:
-                _need_data("distill.steps", spec.distill.steps, task, tokenizer)
-            work = apply_distill(
-                work,
-                spec.distill,
-                tokenizer=tokenizer,  # type: ignore[arg-type]
-                examples=train,
-                seed=seed,
-                progress=progress,
-            )
-            applied.append("distill")
-        if spec.heads is not None:
-            batches = None
-            if spec.heads.criterion == "gradient":
-                _need_data("heads.criterion", "gradient", task, tokenizer)
-                batches = make_batches(
-                    tokenizer,  # type: ignore[arg-type]
-                    train[: GRADIENT_BATCHES * 16],
-                    batch_size=16,
-                )
-            prune_heads(work, spec.heads, batches)
-            applied.append("heads")
-        if spec.ffn is not None:
-            prune_ffn(work, spec.ffn)
-            applied.append("ffn")
-        if spec.lowrank is not None:
-            low_rank(work, spec.lowrank)
-            applied.append("lowrank")
-        if spec.prune is not None:
-            magnitude_prune(work, spec.prune)
-            applied.append("prune")
-        quant = spec.quant
-        if quant is not None and _has_act_quant(quant) and calibration is None:
-            _need_data("quant.act_bits", 8, task, tokenizer)
-        if quant is not None and quant.qat:
-            quantize_weights(work, quant, seed=seed)
-            applied.append("quant(qat)")
-        recovery = spec.recovery
-        if recovery is not None and recovery.steps > 0:
-            _need_data("recovery.steps", recovery.steps, task, tokenizer)
-            _recover(work, teacher_model, tokenizer, train, recovery, seed, progress, distill)
-            applied.append("recovery")
-        if quant is not None and not quant.qat:
-            quantize_weights(work, quant, seed=seed)
-            applied.append("quant(ptq)")
-        bake(work)
-        if quant is not None and _has_act_quant(quant):
-            if calibration is None:
-                calibration = make_batches(
-                    tokenizer,  # type: ignore[arg-type]
-                    train[: CALIBRATION_BATCHES * CALIBRATION_BATCH_SIZE],
-                    batch_size=CALIBRATION_BATCH_SIZE,
-                )
-            if calibrate_activations(work, calibration):
-                applied.append("calibrate")
+        ctx = CompressContext(
+            model=copy.deepcopy(model).eval(),
+            spec=spec,
+            teacher=teacher if teacher is not None else model,
+            tokenizer=tokenizer,
+            task=task,
+            seed=seed,
+            progress=progress,
+            calibration=calibration,
+        )
+        checked: set[str] = set()
+        for transform, _ in steps:
+            check = transform.resolve_check()
+            if check is not None and transform.section not in checked:
+                check(ctx, getattr(spec, transform.section))
+            checked.add(transform.section)
+        baked = False
+        for transform, step in steps:
+            if step.order > BAKE_ORDER and not baked:
+                bake(ctx.model)
+                baked = True
+            if step.resolve()(ctx, getattr(spec, transform.section)):
+                applied.append(step.name)
+                log.debug("applied %s", step.name)
+        if not baked:
+            bake(ctx.model)
+        work = ctx.model
         work.eval()
         work.paretoedge_spec = spec
     wall = time.perf_counter() - start
     return CompressionResult(
         model=work, spec=spec, stats=model_stats(work), wall_s=wall, applied=tuple(applied)
     )
-
-
-def _recover(
-    student: Any,
-    teacher: Any,
-    tokenizer: Any,
-    examples: Sequence[Any],
-    recovery: RecoveryConfig,
-    seed: int,
-    progress: bool,
-    distill: Any,
-) -> None:
-    from paretoedge.compression._distill import DistillConfig
-
-    if not examples:
-        raise DataError("recovery needs training examples; the task's train split is empty")
-    hidden = 1.0 if student.config.hidden_size == teacher.config.hidden_size else 0.0
-    config = DistillConfig(
-        steps=recovery.steps,
-        lr=recovery.lr,
-        batch_size=recovery.batch_size,
-        hidden_weight=hidden,
-    )
-    distill(student, teacher, tokenizer, examples, config=config, seed=seed, progress=progress)
-    student.eval()
 
 
 def structure_of(model: nn.Module) -> dict[str, Any]:
@@ -257,6 +170,15 @@ def structure_of(model: nn.Module) -> dict[str, Any]:
                 "rank": m.rank,
                 "padding_idx": m.padding_idx,
             }
+        elif isinstance(m, HashedLinear):
+            modules[name] = {
+                "type": "hashed_linear",
+                "in": m.in_features,
+                "out": m.out_features,
+                "size": m.size,
+                "seed": m.seed,
+                "bias": m.bias is not None,
+            }
         elif isinstance(m, nn.Linear) and not name.endswith((".down", ".up", ".proj")):
             modules[name] = {
                 "type": "linear",
@@ -273,7 +195,10 @@ def structure_of(model: nn.Module) -> dict[str, Any]:
         if getattr(m, "paretoedge_quant", None)
     }
     act = [name for name, m in model.named_modules() if hasattr(m, "act_quant")]
-    return {"format": 1, "modules": modules, "heads": heads, "quant": quant, "act_quant": act}
+    structure = {"format": 1, "modules": modules, "heads": heads, "quant": quant, "act_quant": act}
+    if getattr(model, SHARE_ATTR, None):
+        structure["share"] = [list(g) for g in getattr(model, SHARE_ATTR)]
+    return structure
 
 
 def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
@@ -286,6 +211,8 @@ def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
             new: nn.Module = LowRankLinear(spec["in"], spec["out"], spec["rank"], spec["bias"])
         elif kind == "lowrank_embedding":
             new = LowRankEmbedding(spec["num"], spec["dim"], spec["rank"], spec["padding_idx"])
+        elif kind == "hashed_linear":
+            new = HashedLinear(spec["in"], spec["out"], spec["size"], spec["seed"], spec["bias"])
         else:
             old = model.get_submodule(name)
             if (old.in_features, old.out_features) == (spec["in"], spec["out"]):
@@ -300,6 +227,8 @@ def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
         target.paretoedge_quant = dict(record)
     for name in structure["act_quant"]:
         attach_act_quantizer(model.get_submodule(name))
+    if structure.get("share"):
+        tie(model, [list(g) for g in structure["share"]])
     return model
 
 
@@ -314,8 +243,10 @@ def save_compressed(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     work: Any = bake(copy.deepcopy(model))
+    structure = structure_of(work)
+    untie(work)  # safetensors refuses shared storage; the structure file re-ties on load
     work.save_pretrained(out)
-    (out / STRUCTURE_FILE).write_text(json.dumps(structure_of(work), indent=1))
+    (out / STRUCTURE_FILE).write_text(json.dumps(structure, indent=1))
     spec = spec if spec is not None else getattr(model, "paretoedge_spec", None)
     if spec is not None:
         (out / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=1))
