@@ -2,7 +2,8 @@
 
 Each transform has a frozen, validated config (:class:`PruneConfig`, :class:`HeadsConfig`,
 :class:`FFNConfig`, :class:`LowRankConfig`, :class:`QuantConfig`, :class:`DistillConfig`,
-:class:`RecoveryConfig`); :class:`CompressionSpec` bundles them and :func:`compress`
+:class:`RecoveryConfig`, :class:`TensorConfig`, :class:`ExitConfig`,
+:class:`AttentionConfig`); :class:`CompressionSpec` bundles them and :func:`compress`
 applies them in one canonical order (see :mod:`paretoedge.compression._compose`).
 :func:`model_stats` measures parameters, sparsity and packed bytes; :func:`export_onnx`
 writes static-shape ONNX (float, or int8 QDQ) with the ``paretoedge.*`` metadata the
@@ -25,8 +26,10 @@ from paretoedge.compression._config import (
     RecoveryConfig,
 )
 from paretoedge.compression._distill import DistillConfig, apply_distill, make_student
+from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
 
 if TYPE_CHECKING:
+    from paretoedge.compression._attention import EfficientSelfAttention, replace_attention
     from paretoedge.compression._compose import (
         STEPS,
         CompressionResult,
@@ -34,12 +37,24 @@ if TYPE_CHECKING:
         load_compressed,
         save_compressed,
     )
+    from paretoedge.compression._exit import (
+        ExitOutcome,
+        attach_exits,
+        exit_inference,
+        train_exits,
+    )
+    from paretoedge.compression._exit_export import export_exits
     from paretoedge.compression._export import export_onnx
     from paretoedge.compression._lowrank import low_rank
     from paretoedge.compression._modules import LowRankEmbedding, LowRankLinear, bake
     from paretoedge.compression._prune import magnitude_prune, prune_ffn, prune_heads
     from paretoedge.compression._quant import calibrate_activations, quantize_weights
     from paretoedge.compression._stats import LayerInfo, ModelStats, model_stats
+    from paretoedge.compression._tensor import (
+        FactoredEmbedding,
+        StackedProjection,
+        tensor_decompose,
+    )
 
 # Names whose modules import torch are loaded on first use, so reading a spec (the CLI,
 # the search controller, the HTTP API) does not pay for importing torch.
@@ -62,6 +77,16 @@ _LAZY = {
     "LayerInfo": "_stats",
     "ModelStats": "_stats",
     "model_stats": "_stats",
+    "EfficientSelfAttention": "_attention",
+    "replace_attention": "_attention",
+    "ExitOutcome": "_exit",
+    "attach_exits": "_exit",
+    "exit_inference": "_exit",
+    "train_exits": "_exit",
+    "export_exits": "_exit_export",
+    "FactoredEmbedding": "_tensor",
+    "StackedProjection": "_tensor",
+    "tensor_decompose": "_tensor",
 }
 
 
@@ -76,6 +101,19 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ALLOWED_BITS",
+    "AttentionConfig",
+    "EfficientSelfAttention",
+    "ExitConfig",
+    "ExitOutcome",
+    "FactoredEmbedding",
+    "StackedProjection",
+    "TensorConfig",
+    "attach_exits",
+    "exit_inference",
+    "export_exits",
+    "replace_attention",
+    "tensor_decompose",
+    "train_exits",
     "STEPS",
     "CompressionResult",
     "CompressionSpec",

@@ -70,11 +70,14 @@ STEPS = (
     "heads",
     "ffn",
     "lowrank",
+    "tensor",
+    "attention",
     "prune",
     "quant(qat)",
     "recovery",
     "quant(ptq)",
     "calibrate",
+    "exit",
 )
 
 
@@ -177,6 +180,16 @@ def compress(
         if spec.lowrank is not None:
             low_rank(work, spec.lowrank)
             applied.append("lowrank")
+        if spec.tensor is not None:
+            from paretoedge.compression._tensor import tensor_decompose
+
+            tensor_decompose(work, spec.tensor)
+            applied.append("tensor")
+        if spec.attention is not None and spec.attention.kind != "softmax":
+            from paretoedge.compression._attention import replace_attention
+
+            replace_attention(work, spec.attention)
+            applied.append("attention")
         if spec.prune is not None:
             magnitude_prune(work, spec.prune)
             applied.append("prune")
@@ -204,6 +217,21 @@ def compress(
                 )
             if calibrate_activations(work, calibration):
                 applied.append("calibrate")
+        if spec.exit is not None:
+            from paretoedge.compression._exit import attach_exits, train_exits
+
+            attach_exits(work, spec.exit)
+            if spec.exit.steps > 0:
+                _need_data("exit.steps", spec.exit.steps, task, tokenizer)
+                exit_batches = make_batches(
+                    tokenizer,  # type: ignore[arg-type]
+                    train,
+                    batch_size=spec.exit.batch_size,
+                    shuffle=True,
+                    seed=seed,
+                )
+                train_exits(work, exit_batches, spec.exit, seed=seed)
+            applied.append("exit")
         work.eval()
         work.paretoedge_spec = spec
     wall = time.perf_counter() - start

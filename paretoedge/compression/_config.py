@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
 from paretoedge.errors import ConfigError, UnknownNameError
 
 ALLOWED_BITS = (32, 16, 8, 4)
@@ -220,6 +221,9 @@ _SECTIONS: dict[str, str] = {
     "prune": "PruneConfig",
     "quant": "QuantConfig",
     "recovery": "RecoveryConfig",
+    "tensor": "TensorConfig",
+    "exit": "ExitConfig",
+    "attention": "AttentionConfig",
 }
 
 
@@ -232,6 +236,9 @@ def _section_cls(section: str) -> type:
         "QuantConfig": QuantConfig,
         "RecoveryConfig": RecoveryConfig,
         "DistillConfig": _distill_config_cls(),
+        "TensorConfig": TensorConfig,
+        "ExitConfig": ExitConfig,
+        "AttentionConfig": AttentionConfig,
     }
     cls = classes[_SECTIONS[section]]
     if cls is None:
@@ -300,6 +307,9 @@ class CompressionSpec:
     prune: PruneConfig | None = None
     quant: QuantConfig | None = None
     recovery: RecoveryConfig | None = None
+    tensor: TensorConfig | None = None
+    exit: ExitConfig | None = None
+    attention: AttentionConfig | None = None
 
     def __post_init__(self) -> None:
         for section in _SECTIONS:
