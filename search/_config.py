@@ -49,6 +49,15 @@ PARAM_TYPES: dict[str, type] = {
     "recovery.steps": int,
     "recovery.lr": float,
     "recovery.batch_size": int,
+    "tensor.method": str,
+    "tensor.rank": int,
+    "tensor.targets": str,
+    "exit.layers": str,
+    "exit.threshold": float,
+    "exit.steps": int,
+    "attention.kind": str,
+    "attention.window": int,
+    "attention.layers": str,
 }
 LAYER_BITS_PREFIX = "quant.layer_bits."
 

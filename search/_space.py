@@ -34,6 +34,9 @@ _IDENTITY: dict[str, Any] = {
     "quant.scheme": "uniform",
     "distill.layers": 10**9,
     "recovery.steps": 0,
+    "tensor.rank": 10**9,
+    "exit.threshold": 1.0,
+    "attention.kind": "softmax",
 }
 
 
