@@ -172,5 +172,5 @@ def test_deterministic_and_composes_with_prune_and_quant(tiny_bert):
     down = a.model.get_submodule(Q.format(0, "query")).down.weight
     assert float((down == 0).float().mean()) == pytest.approx(
         0.5, abs=0.02
-    )  # pruning reached the factor Linears
+    )
     assert a.stats.stored_bytes < compress(tiny_bert, spec.replace(tensor=None)).stats.stored_bytes
