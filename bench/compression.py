@@ -5,7 +5,7 @@ Usage::
     python bench/compression.py            # minilm teacher on sentiment, full test split
     python bench/compression.py --quick    # fewer recovery steps, first 300 test examples
 
-The teacher comes from ``paretoedge.training.get_teacher`` (fine-tuned once and cached).
+The teacher comes from ``paretoedge.teachers.get_teacher`` (fine-tuned once and cached).
 Every row is compressed from that teacher with :func:`paretoedge.compression.compress`,
 evaluated on the test split in PyTorch, exported to static-shape ONNX ([1, 64]) and timed
 in onnxruntime on this CPU. Latencies are measured side by side in one run: the sessions
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from paretoedge.compression import CompressionSpec, compress, export_onnx
     from paretoedge.tasks import load_task
-    from paretoedge.training import evaluate, get_teacher, make_batches
+    from paretoedge.teachers import get_teacher
+    from paretoedge.training import evaluate, make_batches
 
     torch.set_num_threads(2)
     recovery = (

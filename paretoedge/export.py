@@ -219,7 +219,8 @@ def export_candidate(
     from paretoedge.search import parse_config
     from paretoedge.search._evaluator import onnx_accuracy
     from paretoedge.tasks import load_task
-    from paretoedge.training import evaluate, get_teacher, make_batches
+    from paretoedge.teachers import get_teacher
+    from paretoedge.training import evaluate, make_batches
 
     srec = st.get_study(storage, name=study)
     cand = st.get_candidate(storage, study=study, trial_number=trial)

@@ -1,7 +1,7 @@
 """Turning a candidate (a flat compression spec) into measurements.
 
 :class:`PipelineEvaluator` is the real pipeline: fine-tuned teacher (cached once by
-:func:`paretoedge.training.get_teacher`) -> :func:`paretoedge.compression.compress` with the
+:func:`paretoedge.teachers.get_teacher`) -> :func:`paretoedge.compression.compress` with the
 study's recovery budget -> validation accuracy -> ONNX export (once) -> the hardware model of
 every device. Accuracy and size are measured once per candidate; device metrics are cheap
 queries of the hardware models on the exported file, which is also how a device added later
@@ -137,7 +137,7 @@ class PipelineEvaluator(Evaluator):
         from dataclasses import replace
 
         from paretoedge.tasks import load_task
-        from paretoedge.training import get_teacher
+        from paretoedge.teachers import get_teacher
 
         cfg = self.config
         task = load_task(cfg.task)

@@ -12,15 +12,8 @@ import torch
 from paretoedge.errors import ConfigError, DataError
 from paretoedge.models import load_model, load_tokenizer
 from paretoedge.tasks import Example
-from paretoedge.training import (
-    ensure_teacher,
-    evaluate,
-    finetune,
-    get_teacher,
-    make_batches,
-    teacher_info,
-    teacher_key,
-)
+from paretoedge.teachers import ensure_teacher, get_teacher, teacher_info, teacher_key
+from paretoedge.training import evaluate, finetune, make_batches
 
 _POSITIVE = ["great", "wonderful", "superb", "delightful", "brilliant", "moving"]
 _NEGATIVE = ["awful", "boring", "dreadful", "tedious", "clumsy", "dull"]

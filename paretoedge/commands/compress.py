@@ -59,7 +59,7 @@ def _load_start_model(
             task,
             None,
         )
-    from paretoedge.training import ensure_teacher
+    from paretoedge.teachers import ensure_teacher
 
     teacher, tokenizer, info = ensure_teacher(model, task_name, seed=seed, progress=progress)
     return teacher, tokenizer, task, info

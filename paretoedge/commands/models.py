@@ -26,7 +26,7 @@ def finetune_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Fine-tune MODEL on TASK once and cache it; later runs reuse the cache."""
-    from paretoedge.training import ensure_teacher
+    from paretoedge.teachers import ensure_teacher
 
     start = time.perf_counter()
     _, _, info = ensure_teacher(model, task, seed=seed, epochs=epochs, progress=not as_json)

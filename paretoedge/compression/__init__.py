@@ -2,9 +2,13 @@
 
 Each transform has a frozen, validated config (:class:`PruneConfig`, :class:`HeadsConfig`,
 :class:`FFNConfig`, :class:`LowRankConfig`, :class:`QuantConfig`, :class:`DistillConfig`,
-:class:`RecoveryConfig`, :class:`TensorConfig`, :class:`ExitConfig`,
-:class:`AttentionConfig`); :class:`CompressionSpec` bundles them and :func:`compress`
-applies them in one canonical order (see :mod:`paretoedge.compression._compose`).
+:class:`RecoveryConfig`, :class:`TensorConfig`, :class:`AttentionConfig`,
+:class:`ExitConfig`) and is a plug-in of :data:`TRANSFORMS`: it registers its config
+class, its handlers and their places in the canonical order with
+:func:`register_transform` (see :mod:`paretoedge.compression._transform`).
+:class:`CompressionSpec` bundles the configs and :func:`compress` walks the registered
+steps in order. :func:`distill` is the distillation loop behind ``distill`` and
+``recovery``.
 :func:`model_stats` measures parameters, sparsity and packed bytes; :func:`export_onnx`
 writes static-shape ONNX (float, or int8 QDQ) with the ``paretoedge.*`` metadata the
 hardware model reads.
@@ -25,8 +29,20 @@ from paretoedge.compression._config import (
     QuantConfig,
     RecoveryConfig,
 )
-from paretoedge.compression._distill import DistillConfig, apply_distill, make_student
+from paretoedge.compression._distill import (
+    DistillConfig,
+    apply_distill,
+    distill,
+    distill_loss,
+    make_student,
+)
 from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
+from paretoedge.compression._transform import (
+    TRANSFORMS,
+    Step,
+    Transform,
+    register_transform,
+)
 
 if TYPE_CHECKING:
     from paretoedge.compression._attention import EfficientSelfAttention, replace_attention
@@ -37,6 +53,7 @@ if TYPE_CHECKING:
         load_compressed,
         save_compressed,
     )
+    from paretoedge.compression._context import CompressContext
     from paretoedge.compression._exit import (
         ExitOutcome,
         attach_exits,
@@ -61,6 +78,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "STEPS": "_compose",
     "CompressionResult": "_compose",
+    "CompressContext": "_context",
     "compress": "_compose",
     "load_compressed": "_compose",
     "save_compressed": "_compose",
@@ -115,6 +133,8 @@ __all__ = [
     "tensor_decompose",
     "train_exits",
     "STEPS",
+    "TRANSFORMS",
+    "CompressContext",
     "CompressionResult",
     "CompressionSpec",
     "DistillConfig",
@@ -128,10 +148,14 @@ __all__ = [
     "PruneConfig",
     "QuantConfig",
     "RecoveryConfig",
+    "Step",
+    "Transform",
     "apply_distill",
     "bake",
     "calibrate_activations",
     "compress",
+    "distill",
+    "distill_loss",
     "export_onnx",
     "load_compressed",
     "low_rank",
@@ -141,5 +165,6 @@ __all__ = [
     "prune_ffn",
     "prune_heads",
     "quantize_weights",
+    "register_transform",
     "save_compressed",
 ]

@@ -20,7 +20,7 @@ no parameters of its own; the recovery fine-tune (``recovery.steps``) adapts the
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -28,6 +28,9 @@ from torch import nn
 from paretoedge.compression import _arch
 from paretoedge.compression._extra_config import AttentionConfig
 from paretoedge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from paretoedge.compression._context import CompressContext
 
 _NEG = -1e9
 
@@ -141,3 +144,8 @@ def replace_attention(model: Any, config: AttentionConfig) -> list[int]:
             name, EfficientSelfAttention(model.get_submodule(name), config.kind, config.window)
         )
     return list(layers)
+
+
+def run_attention(ctx: CompressContext, config: AttentionConfig) -> bool:
+    """The ``attention`` step; ``softmax`` leaves the model as it is (not applied)."""
+    return bool(replace_attention(ctx.model, config))

@@ -1,16 +1,11 @@
 """Composition of the transforms, and saving/loading compressed models.
 
-Canonical order (whatever order the spec's keys came in):
-
-1. ``distill``  keep k teacher layers and train the student on the teacher (KD);
-2. ``heads``    remove attention heads (structured);
-3. ``ffn``      remove FFN intermediate neurons (structured);
-4. ``lowrank``  factor Linears / the word embeddings by truncated SVD;
-5. ``prune``    unstructured magnitude masks (kept applied from here on);
-6. ``quant`` with ``qat=True``: weight fake quantisers inserted now, trained through;
-7. ``recovery`` distillation from the teacher for ``recovery.steps`` (masks kept);
-8. ``quant`` with ``qat=False``: post-training weight quantisation;
-9. bake masks and quantisers into the weights; calibrate int8 activations of 8-bit layers.
+:func:`compress` walks the steps registered in
+:data:`~paretoedge.compression._transform.TRANSFORMS` in their canonical order (see
+:mod:`paretoedge.compression._transform` for the order and for how to add a transform),
+whatever order the spec's keys came in, and calls the handler of every step whose section
+the spec sets. After the last step ordered before ``BAKE_ORDER`` the masks and quantisers
+are baked into the weights.
 
 Shape-changing steps come first (a mask or a quantiser of a matrix that is later sliced or
 factored would be lost), pruning precedes quantisation (the quantisers see the zeros and
@@ -39,17 +34,16 @@ import torch
 from torch import nn
 
 from paretoedge.compression import _arch
-from paretoedge.compression._config import CompressionSpec, QuantConfig, RecoveryConfig
-from paretoedge.compression._lowrank import low_rank
+from paretoedge.compression._config import CompressionSpec
+from paretoedge.compression._context import CompressContext
 from paretoedge.compression._modules import (
     LowRankEmbedding,
     LowRankLinear,
     attach_act_quantizer,
     bake,
 )
-from paretoedge.compression._prune import magnitude_prune, prune_ffn, prune_heads
-from paretoedge.compression._quant import calibrate_activations, quantize_weights
 from paretoedge.compression._stats import ModelStats, model_stats
+from paretoedge.compression._transform import BAKE_ORDER, ordered_steps, step_names
 from paretoedge.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -61,24 +55,9 @@ log = logging.getLogger(__name__)
 
 STRUCTURE_FILE = "paretoedge_structure.json"
 SPEC_FILE = "paretoedge_spec.json"
-CALIBRATION_BATCHES = 4
-CALIBRATION_BATCH_SIZE = 16
-GRADIENT_BATCHES = 4
 
-STEPS = (
-    "distill",
-    "heads",
-    "ffn",
-    "lowrank",
-    "tensor",
-    "attention",
-    "prune",
-    "quant(qat)",
-    "recovery",
-    "quant(ptq)",
-    "calibrate",
-    "exit",
-)
+#: Every step name ``CompressionResult.applied`` can hold, in canonical order.
+STEPS = step_names()
 
 
 @dataclass(frozen=True)
@@ -98,17 +77,6 @@ class CompressionResult:
     stats: ModelStats
     wall_s: float
     applied: tuple[str, ...] = ()
-
-
-def _has_act_quant(quant: QuantConfig) -> bool:
-    """Whether some layer gets int8 activations (8-bit uniform layers with act_bits=8)."""
-    bits = {quant.bits, *(b for _, b in quant.layer_bits)}
-    return quant.act_bits == 8 and quant.scheme == "uniform" and 8 in bits
-
-
-def _need_data(field: str, value: Any, task: TaskData | None, tokenizer: Any) -> None:
-    if task is None or tokenizer is None:
-        raise ConfigError(field, value, "a value that needs no data, or pass task= and tokenizer=")
 
 
 def compress(
@@ -133,136 +101,50 @@ def compress(
         calibration: Tokenised batches overriding the task's for activation calibration.
 
     Raises:
-        ConfigError: a transform that needs data without ``task``/``tokenizer``, or a
-            spec that does not fit the model (e.g. more distill layers than it has).
+        ConfigError: a transform that needs data without ``task``/``tokenizer`` (checked
+            for every section before any step runs), or a spec that does not fit the
+            model (e.g. more distill layers than it has).
     """
-    from paretoedge.training import distill, make_batches
-
     if not isinstance(spec, CompressionSpec):
         raise ConfigError("spec", type(spec).__name__, "a CompressionSpec")
     start = time.perf_counter()
     applied: list[str] = []
+    steps = [(t, s) for t, s in ordered_steps() if getattr(spec, t.section) is not None]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        original = model
-        work = copy.deepcopy(model).eval()
-        teacher_model = teacher if teacher is not None else original
-        train = task.train if task is not None else ()
-
-        if spec.distill is not None:
-            from paretoedge.compression._distill import apply_distill
-
-            if spec.distill.steps > 0:
-                _need_data("distill.steps", spec.distill.steps, task, tokenizer)
-            work = apply_distill(
-                work,
-                spec.distill,
-                tokenizer=tokenizer,  # type: ignore[arg-type]
-                examples=train,
-                seed=seed,
-                progress=progress,
-            )
-            applied.append("distill")
-        if spec.heads is not None:
-            batches = None
-            if spec.heads.criterion == "gradient":
-                _need_data("heads.criterion", "gradient", task, tokenizer)
-                batches = make_batches(
-                    tokenizer,  # type: ignore[arg-type]
-                    train[: GRADIENT_BATCHES * 16],
-                    batch_size=16,
-                )
-            prune_heads(work, spec.heads, batches)
-            applied.append("heads")
-        if spec.ffn is not None:
-            prune_ffn(work, spec.ffn)
-            applied.append("ffn")
-        if spec.lowrank is not None:
-            low_rank(work, spec.lowrank)
-            applied.append("lowrank")
-        if spec.tensor is not None:
-            from paretoedge.compression._tensor import tensor_decompose
-
-            tensor_decompose(work, spec.tensor)
-            applied.append("tensor")
-        if spec.attention is not None and spec.attention.kind != "softmax":
-            from paretoedge.compression._attention import replace_attention
-
-            replace_attention(work, spec.attention)
-            applied.append("attention")
-        if spec.prune is not None:
-            magnitude_prune(work, spec.prune)
-            applied.append("prune")
-        quant = spec.quant
-        if quant is not None and _has_act_quant(quant) and calibration is None:
-            _need_data("quant.act_bits", 8, task, tokenizer)
-        if quant is not None and quant.qat:
-            quantize_weights(work, quant, seed=seed)
-            applied.append("quant(qat)")
-        recovery = spec.recovery
-        if recovery is not None and recovery.steps > 0:
-            _need_data("recovery.steps", recovery.steps, task, tokenizer)
-            _recover(work, teacher_model, tokenizer, train, recovery, seed, progress, distill)
-            applied.append("recovery")
-        if quant is not None and not quant.qat:
-            quantize_weights(work, quant, seed=seed)
-            applied.append("quant(ptq)")
-        bake(work)
-        if quant is not None and _has_act_quant(quant):
-            if calibration is None:
-                calibration = make_batches(
-                    tokenizer,  # type: ignore[arg-type]
-                    train[: CALIBRATION_BATCHES * CALIBRATION_BATCH_SIZE],
-                    batch_size=CALIBRATION_BATCH_SIZE,
-                )
-            if calibrate_activations(work, calibration):
-                applied.append("calibrate")
-        if spec.exit is not None:
-            from paretoedge.compression._exit import attach_exits, train_exits
-
-            attach_exits(work, spec.exit)
-            if spec.exit.steps > 0:
-                _need_data("exit.steps", spec.exit.steps, task, tokenizer)
-                exit_batches = make_batches(
-                    tokenizer,  # type: ignore[arg-type]
-                    train,
-                    batch_size=spec.exit.batch_size,
-                    shuffle=True,
-                    seed=seed,
-                )
-                train_exits(work, exit_batches, spec.exit, seed=seed)
-            applied.append("exit")
+        ctx = CompressContext(
+            model=copy.deepcopy(model).eval(),
+            spec=spec,
+            teacher=teacher if teacher is not None else model,
+            tokenizer=tokenizer,
+            task=task,
+            seed=seed,
+            progress=progress,
+            calibration=calibration,
+        )
+        checked: set[str] = set()
+        for transform, _ in steps:
+            check = transform.resolve_check()
+            if check is not None and transform.section not in checked:
+                check(ctx, getattr(spec, transform.section))
+            checked.add(transform.section)
+        baked = False
+        for transform, step in steps:
+            if step.order > BAKE_ORDER and not baked:
+                bake(ctx.model)
+                baked = True
+            if step.resolve()(ctx, getattr(spec, transform.section)):
+                applied.append(step.name)
+                log.debug("applied %s", step.name)
+        if not baked:
+            bake(ctx.model)
+        work = ctx.model
         work.eval()
         work.paretoedge_spec = spec
     wall = time.perf_counter() - start
     return CompressionResult(
         model=work, spec=spec, stats=model_stats(work), wall_s=wall, applied=tuple(applied)
     )
-
-
-def _recover(
-    student: Any,
-    teacher: Any,
-    tokenizer: Any,
-    examples: Sequence[Any],
-    recovery: RecoveryConfig,
-    seed: int,
-    progress: bool,
-    distill: Any,
-) -> None:
-    from paretoedge.compression._distill import DistillConfig
-
-    if not examples:
-        raise DataError("recovery needs training examples; the task's train split is empty")
-    hidden = 1.0 if student.config.hidden_size == teacher.config.hidden_size else 0.0
-    config = DistillConfig(
-        steps=recovery.steps,
-        lr=recovery.lr,
-        batch_size=recovery.batch_size,
-        hidden_weight=hidden,
-    )
-    distill(student, teacher, tokenizer, examples, config=config, seed=seed, progress=progress)
-    student.eval()
 
 
 def structure_of(model: nn.Module) -> dict[str, Any]:

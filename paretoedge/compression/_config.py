@@ -8,6 +8,11 @@ and what is allowed, so the CLI and the search can print one clear line.
 ``{"quant.bits": 8, "prune.sparsity": 0.5}`` mapping (what ``--set`` and the search space
 speak) and through a versioned ``{"_type", "_version", "_data"}`` document whose ``_type``
 is checked against an allow-list on load, so a stored spec can never name arbitrary code.
+
+The sections a spec knows are the transforms registered in
+:data:`~paretoedge.compression._transform.TRANSFORMS` (see that module for how to add one):
+this module registers the built-in configs defined here, and imports the modules of the
+others (``_distill``) so that reading a spec registers every transform.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from paretoedge.compression._distill import DistillConfig
 from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
+from paretoedge.compression._transform import Step, register_transform
+from paretoedge.compression._transform import sections as registered_sections
 from paretoedge.errors import ConfigError, UnknownNameError
 
 ALLOWED_BITS = (32, 16, 8, 4)
@@ -205,45 +213,44 @@ class RecoveryConfig:
             raise ConfigError("recovery.batch_size", self.batch_size, "an integer >= 1")
 
 
-def _distill_config_cls() -> type | None:
-    try:
-        from paretoedge.compression._distill import DistillConfig
-    except ImportError:
-        return None
-    return DistillConfig
+_HANDLERS = "paretoedge.compression"
 
-
-_SECTIONS: dict[str, str] = {
-    "distill": "DistillConfig",
-    "heads": "HeadsConfig",
-    "ffn": "FFNConfig",
-    "lowrank": "LowRankConfig",
-    "prune": "PruneConfig",
-    "quant": "QuantConfig",
-    "recovery": "RecoveryConfig",
-    "tensor": "TensorConfig",
-    "exit": "ExitConfig",
-    "attention": "AttentionConfig",
-}
+register_transform(
+    "heads",
+    HeadsConfig,
+    Step("heads", order=200, handler=f"{_HANDLERS}._prune:run_heads"),
+    check=f"{_HANDLERS}._prune:check_heads",
+)
+register_transform("ffn", FFNConfig, Step("ffn", order=300, handler=f"{_HANDLERS}._prune:run_ffn"))
+register_transform(
+    "lowrank",
+    LowRankConfig,
+    Step("lowrank", order=400, handler=f"{_HANDLERS}._lowrank:run_lowrank"),
+)
+register_transform(
+    "prune", PruneConfig, Step("prune", order=500, handler=f"{_HANDLERS}._prune:run_prune")
+)
+register_transform(
+    "quant",
+    QuantConfig,
+    Step("quant(qat)", order=600, handler=f"{_HANDLERS}._quant:run_quant_qat"),
+    Step("quant(ptq)", order=800, handler=f"{_HANDLERS}._quant:run_quant_ptq"),
+    Step("calibrate", order=950, handler=f"{_HANDLERS}._quant:run_calibrate"),
+    check=f"{_HANDLERS}._quant:check_quant",
+)
+register_transform(
+    "recovery",
+    RecoveryConfig,
+    Step("recovery", order=700, handler=f"{_HANDLERS}._distill:run_recovery"),
+    check=f"{_HANDLERS}._distill:check_recovery",
+)
 
 
 def _section_cls(section: str) -> type:
-    classes: dict[str, type | None] = {
-        "HeadsConfig": HeadsConfig,
-        "FFNConfig": FFNConfig,
-        "LowRankConfig": LowRankConfig,
-        "PruneConfig": PruneConfig,
-        "QuantConfig": QuantConfig,
-        "RecoveryConfig": RecoveryConfig,
-        "DistillConfig": _distill_config_cls(),
-        "TensorConfig": TensorConfig,
-        "ExitConfig": ExitConfig,
-        "AttentionConfig": AttentionConfig,
-    }
-    cls = classes[_SECTIONS[section]]
-    if cls is None:
-        raise ConfigError(section, section, "available once paretoedge.compression._distill exists")
-    return cls
+    known = registered_sections()
+    if section not in known:
+        raise UnknownNameError("transform", section, known)
+    return known[section]
 
 
 def _coerce(key: str, raw: Any, annotation: str) -> Any:
@@ -300,7 +307,7 @@ class CompressionSpec:
     whatever order the keys were given in.
     """
 
-    distill: Any = None
+    distill: DistillConfig | None = None
     heads: HeadsConfig | None = None
     ffn: FFNConfig | None = None
     lowrank: LowRankConfig | None = None
@@ -308,11 +315,11 @@ class CompressionSpec:
     quant: QuantConfig | None = None
     recovery: RecoveryConfig | None = None
     tensor: TensorConfig | None = None
-    exit: ExitConfig | None = None
     attention: AttentionConfig | None = None
+    exit: ExitConfig | None = None
 
     def __post_init__(self) -> None:
-        for section in _SECTIONS:
+        for section in registered_sections():
             value = getattr(self, section)
             if value is None:
                 continue
@@ -322,7 +329,7 @@ class CompressionSpec:
 
     @property
     def is_empty(self) -> bool:
-        return all(getattr(self, s) is None for s in _SECTIONS)
+        return all(getattr(self, s) is None for s in registered_sections())
 
     @classmethod
     def from_flat(cls, flat: Mapping[str, Any]) -> CompressionSpec:
@@ -335,10 +342,10 @@ class CompressionSpec:
         grouped: dict[str, dict[str, Any]] = {}
         for key, raw in flat.items():
             if not isinstance(key, str) or "." not in key:
-                raise UnknownNameError("transform", str(key).split(".")[0], _SECTIONS)
+                raise UnknownNameError("transform", str(key).split(".")[0], registered_sections())
             section, name = key.split(".", 1)
-            if section not in _SECTIONS:
-                raise UnknownNameError("transform", section, _SECTIONS)
+            if section not in registered_sections():
+                raise UnknownNameError("transform", section, registered_sections())
             config_cls = _section_cls(section)
             known = {f.name: str(f.type) for f in fields(config_cls)}
             bucket = grouped.setdefault(section, {})
@@ -372,7 +379,7 @@ class CompressionSpec:
     def to_flat(self) -> dict[str, Any]:
         """The spec as dotted keys; ``from_flat(spec.to_flat()) == spec``."""
         flat: dict[str, Any] = {}
-        for section in _SECTIONS:
+        for section in registered_sections():
             config = getattr(self, section)
             if config is None:
                 continue
@@ -423,3 +430,7 @@ class CompressionSpec:
 
 
 _ALLOWED_TYPES: dict[str, type[CompressionSpec]] = {"CompressionSpec": CompressionSpec}
+
+_missing = set(registered_sections()) - {f.name for f in fields(CompressionSpec)}
+if _missing:
+    raise RuntimeError(f"registered transforms without a CompressionSpec field: {_missing}")

@@ -1,9 +1,13 @@
-"""Knowledge distillation into a shallower student.
+"""Knowledge distillation: the ``distill`` transform, the training loop, and ``recovery``.
 
 A student keeps ``k`` of the teacher's transformer blocks (copied with their weights, so
-it starts close to the teacher) and is trained by :func:`paretoedge.training.distill` on
-the teacher's soft targets (KL with a temperature), the hard labels, the hidden states
-and the attention maps of the teacher layers it was built from.
+it starts close to the teacher) and is trained by :func:`distill` on the teacher's soft
+targets (KL with a temperature), the hard labels, the hidden states and the attention maps
+of the teacher layers it was built from. The same loop is the ``recovery`` step that every
+other transform relies on (distillation from the uncompressed teacher, masks and
+quantisers kept), so it lives here beside its config rather than in
+:mod:`paretoedge.training`, whose generic helpers it uses (one-way: training imports
+nothing of compression).
 
 :class:`DistillConfig` is validated on construction; the one check that needs the teacher
 (``layers`` no deeper than the teacher) happens in :func:`make_student`, where the depth is
@@ -17,17 +21,32 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from paretoedge.errors import ConfigError
+from paretoedge.compression._transform import Step, register_transform
+from paretoedge.errors import ConfigError, DataError
+from paretoedge.training import (
+    batch_stream,
+    check_lr,
+    linear_schedule,
+    make_optimizer,
+    model_inputs,
+    positive_int,
+    progress_bar,
+    train_mode,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from paretoedge.compression._config import RecoveryConfig
+    from paretoedge.compression._context import CompressContext
     from paretoedge.tasks import Example
+    from paretoedge.training import Batch, StepCallback
 
 #: Config attribute in which a student records the teacher layer each of its layers came
-#: from; :func:`paretoedge.training.distill` uses it as the default layer map.
+#: from; :func:`distill` uses it as the default layer map.
 TEACHER_LAYERS_ATTR = "paretoedge_teacher_layers"
 
 
@@ -176,8 +195,6 @@ def apply_distill(
     The layer map pairs the student's i-th block with the teacher block it was copied
     from. Returns the student in eval mode; the teacher is left unchanged.
     """
-    from paretoedge.training import distill
-
     chosen = select_layers(config.layers, _depth(teacher))
     student = make_student(teacher, chosen)
     if config.steps > 0:
@@ -200,3 +217,257 @@ def _depth(model: PreTrainedModel) -> int:
     from paretoedge.models import num_layers
 
     return num_layers(model)
+
+
+def _default_layer_map(student: PreTrainedModel, teacher: PreTrainedModel) -> tuple[int, ...]:
+    from paretoedge.models import num_layers
+
+    n_student, n_teacher = num_layers(student), num_layers(teacher)
+    recorded = getattr(student.config, TEACHER_LAYERS_ATTR, None)
+    if recorded and len(recorded) == n_student and all(0 <= i < n_teacher for i in recorded):
+        return tuple(int(i) for i in recorded)
+    if n_student == n_teacher:
+        return tuple(range(n_student))
+    return select_layers(n_student, n_teacher)
+
+
+def _masked_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the non-padding tokens ([B, S, H] states, [B, S] mask)."""
+    weight = mask.unsqueeze(-1).to(student.dtype)
+    squared = (student - teacher).pow(2) * weight
+    return squared.sum() / (weight.sum() * student.shape[-1]).clamp_min(1.0)
+
+
+def _attention_mse(
+    student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Squared error of attention rows ([B, H, S, S]) summed over keys, averaged over
+    heads and non-padding query tokens; heads are averaged first if their counts differ."""
+    if student.shape[1] != teacher.shape[1]:
+        student = student.mean(1, keepdim=True)
+        teacher = teacher.mean(1, keepdim=True)
+    rows = (student - teacher).pow(2).sum(-1).mean(1)  # [B, S]
+    weight = mask.to(rows.dtype)
+    return (rows * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def distill_loss(
+    student: PreTrainedModel,
+    teacher: PreTrainedModel,
+    batch: Batch,
+    *,
+    config: DistillConfig,
+    layer_map: Sequence[int],
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The distillation loss of one batch (see :func:`distill`) and its terms by name.
+
+    The teacher runs without gradients; the student in whatever mode it is in. Terms with
+    weight 0 are skipped (and not in the returned dict).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    want_hidden = config.hidden_weight > 0
+    want_attention = config.attention_weight > 0
+    temperature = config.temperature
+    kwargs = {"output_hidden_states": want_hidden, "output_attentions": want_attention}
+    with torch.no_grad():
+        t_out = teacher(**model_inputs(teacher, batch), **kwargs)
+    s_out = student(**model_inputs(student, batch), **kwargs)
+    mask = batch["attention_mask"]
+    loss = torch.zeros(())
+    parts: dict[str, float] = {}
+    if config.soft_weight > 0:
+        kl = F.kl_div(
+            F.log_softmax(s_out.logits / temperature, dim=-1),
+            F.softmax(t_out.logits / temperature, dim=-1),
+            reduction="batchmean",
+        ) * (temperature**2)
+        loss = loss + config.soft_weight * kl
+        parts["kl"] = kl.item()
+    if config.hard_weight > 0:
+        ce = F.cross_entropy(s_out.logits, batch["labels"])
+        loss = loss + config.hard_weight * ce
+        parts["ce"] = ce.item()
+    if want_hidden:
+        hidden = torch.stack(
+            [
+                _masked_mse(s_out.hidden_states[i + 1], t_out.hidden_states[j + 1], mask)
+                for i, j in enumerate(layer_map)
+            ]
+        ).mean()
+        loss = loss + config.hidden_weight * hidden
+        parts["hid"] = hidden.item()
+    if want_attention:
+        if not s_out.attentions or not t_out.attentions:
+            raise ConfigError(
+                "distill.attention_weight",
+                config.attention_weight,
+                "0 for models that do not output attention maps (use eager attention)",
+            )
+        attention = torch.stack(
+            [
+                _attention_mse(s_out.attentions[i], t_out.attentions[j], mask)
+                for i, j in enumerate(layer_map)
+            ]
+        ).mean()
+        loss = loss + config.attention_weight * attention
+        parts["att"] = attention.item()
+    return loss, parts
+
+
+def distill(
+    student: PreTrainedModel,
+    teacher: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[Example],
+    *,
+    steps: int | None = None,
+    config: DistillConfig | None = None,
+    layer_map: Sequence[int] | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    max_length: int = 64,
+    seed: int = 0,
+    after_step: StepCallback | None = None,
+    progress: bool = False,
+) -> PreTrainedModel:
+    """Train ``student`` to imitate ``teacher`` on ``examples`` (in place; eval mode after).
+
+    The loss is, with the weights of ``config``:
+    ``soft·T²·KL(softmax(t/T) ‖ softmax(s/T)) + hard·CE(s, y)
+    + hidden·mean_i MSE(h_s[i], h_t[map[i]]) + attention·mean_i MSE(A_s[i], A_t[map[i]])``
+    where ``map`` pairs student block ``i`` with teacher block ``layer_map[i]``. Terms with
+    weight 0 are not computed. The teacher runs in eval mode without gradients.
+
+    Args:
+        steps, lr, batch_size: Override ``config.steps``/``lr``/``batch_size``.
+        config: Loss weights, temperature and defaults; ``DistillConfig()`` if omitted.
+        layer_map: Teacher block index for each student block. Default: the indices
+            :func:`~paretoedge.compression.make_student` recorded in the student's config,
+            else the identity (same depth), else evenly spaced teacher blocks.
+        after_step: Called with the student after every optimiser step.
+
+    Raises:
+        ConfigError: a bad override, a layer map of the wrong length or out of range, or
+            hidden-state transfer between models of different hidden sizes.
+        DataError: ``examples`` is empty.
+    """
+    import torch
+
+    from paretoedge.models import num_layers
+
+    config = config if config is not None else DistillConfig()
+    total = config.steps if steps is None else steps
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise ConfigError("distill.steps", total, "an integer >= 0")
+    lr = check_lr(config.lr if lr is None else lr)
+    batch_size = positive_int(
+        "distill.batch_size", config.batch_size if batch_size is None else batch_size
+    )
+    if not examples:
+        raise DataError("no training examples")
+    n_student, n_teacher = num_layers(student), num_layers(teacher)
+    mapping = tuple(layer_map) if layer_map is not None else _default_layer_map(student, teacher)
+    if len(mapping) != n_student or not all(
+        isinstance(i, int) and 0 <= i < n_teacher for i in mapping
+    ):
+        raise ConfigError(
+            "distill.layer_map",
+            mapping,
+            f"{n_student} teacher layer indices in 0..{n_teacher - 1}",
+        )
+    if config.hidden_weight > 0 and student.config.hidden_size != teacher.config.hidden_size:
+        raise ConfigError(
+            "distill.hidden_weight",
+            config.hidden_weight,
+            f"0 when hidden sizes differ (student {student.config.hidden_size}, "
+            f"teacher {teacher.config.hidden_size})",
+        )
+    stream = batch_stream(
+        tokenizer, examples, batch_size=batch_size, max_length=max_length, seed=seed
+    )
+    with (
+        train_mode(teacher, False),
+        torch.random.fork_rng(devices=[]),
+        progress_bar(progress, "distill", total) as advance,
+    ):
+        torch.manual_seed(seed)
+        optimizer = make_optimizer(student, lr, 0.01)
+        scheduler = linear_schedule(optimizer, total, 0.1)
+        student.train()
+        for _ in range(total):
+            batch = next(stream)
+            loss, parts = distill_loss(student, teacher, batch, config=config, layer_map=mapping)
+            optimizer.zero_grad(set_to_none=True)
+            if loss.requires_grad:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+                optimizer.step()
+            scheduler.step()
+            if after_step is not None:
+                after_step(student)
+            advance(loss=loss.item(), **parts)
+    student.eval()
+    return student
+
+
+def check_distill(ctx: CompressContext, config: DistillConfig) -> None:
+    """Training the student needs data."""
+    if config.steps > 0:
+        ctx.need_data("distill.steps", config.steps)
+
+
+def run_distill(ctx: CompressContext, config: DistillConfig) -> bool:
+    """The ``distill`` step: replace the model by its trained shallower student."""
+    ctx.model = apply_distill(
+        ctx.model,
+        config,
+        tokenizer=ctx.tokenizer,
+        examples=ctx.train,
+        seed=ctx.seed,
+        progress=ctx.progress,
+    )
+    return True
+
+
+def check_recovery(ctx: CompressContext, config: RecoveryConfig) -> None:
+    """A recovery fine-tune needs data."""
+    if config.steps > 0:
+        ctx.need_data("recovery.steps", config.steps)
+
+
+def run_recovery(ctx: CompressContext, config: RecoveryConfig) -> bool:
+    """The ``recovery`` step: distil the teacher into the compressed model (in place).
+
+    Masks and quantisers are parametrisations, so they stay applied while the weights move.
+    Hidden states are matched only when the hidden sizes agree.
+    """
+    if config.steps == 0:
+        return False
+    if not ctx.train:
+        raise DataError("recovery needs training examples; the task's train split is empty")
+    student, teacher = ctx.model, ctx.teacher
+    hidden = 1.0 if student.config.hidden_size == teacher.config.hidden_size else 0.0
+    loss = DistillConfig(
+        steps=config.steps, lr=config.lr, batch_size=config.batch_size, hidden_weight=hidden
+    )
+    distill(
+        student,
+        teacher,
+        ctx.tokenizer,
+        ctx.train,
+        config=loss,
+        seed=ctx.seed,
+        progress=ctx.progress,
+    )
+    student.eval()
+    return True
+
+
+register_transform(
+    "distill",
+    DistillConfig,
+    Step("distill", order=100, handler=run_distill),
+    check=check_distill,
+)

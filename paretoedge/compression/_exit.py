@@ -22,7 +22,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -30,6 +30,9 @@ from torch import nn
 from paretoedge.compression import _arch
 from paretoedge.compression._extra_config import ExitConfig
 from paretoedge.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from paretoedge.compression._context import CompressContext
 
 log = logging.getLogger(__name__)
 
@@ -259,3 +262,22 @@ class ExitPrefix(nn.Module):
         if self.classifier is not None:
             logits.append(self.classifier(out.pooler_output))
         return (logits[-1], *logits[:-1])
+
+
+def check_exit(ctx: CompressContext, config: ExitConfig) -> None:
+    """Training the heads needs task batches."""
+    if config.steps > 0:
+        ctx.need_data("exit.steps", config.steps)
+
+
+def run_exit(ctx: CompressContext, config: ExitConfig) -> bool:
+    """The ``exit`` step: attach the heads and train them on shuffled training batches."""
+    from paretoedge.training import make_batches
+
+    attach_exits(ctx.model, config)
+    if config.steps > 0:
+        batches = make_batches(
+            ctx.tokenizer, ctx.train, batch_size=config.batch_size, shuffle=True, seed=ctx.seed
+        )
+        train_exits(ctx.model, batches, config, seed=ctx.seed)
+    return True

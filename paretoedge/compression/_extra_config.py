@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from paretoedge.compression._transform import Step, register_transform
 from paretoedge.errors import ConfigError
 
 TENSOR_METHODS = ("cp", "tucker", "tt")
@@ -155,3 +156,25 @@ class AttentionConfig:
         object.__setattr__(
             self, "layers", _layer_tuple("attention.layers", self.layers, allow_empty=True, lo=0)
         )
+
+
+_HANDLERS = "paretoedge.compression"
+
+# Canonical order: the decomposition changes shapes, so it sits with the other factorings
+# (after lowrank, before masks and quantisers); the attention swap has no weights and comes
+# before recovery, which adapts the model to it; exit heads are trained last, on the final
+# (recovered, quantised, baked) backbone they will sit on.
+register_transform(
+    "tensor", TensorConfig, Step("tensor", order=450, handler=f"{_HANDLERS}._tensor:run_tensor")
+)
+register_transform(
+    "attention",
+    AttentionConfig,
+    Step("attention", order=460, handler=f"{_HANDLERS}._attention:run_attention"),
+)
+register_transform(
+    "exit",
+    ExitConfig,
+    Step("exit", order=980, handler=f"{_HANDLERS}._exit:run_exit"),
+    check=f"{_HANDLERS}._exit:check_exit",
+)

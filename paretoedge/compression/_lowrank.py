@@ -10,6 +10,7 @@ A layer is only replaced where the factors have fewer parameters than the origin
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -19,6 +20,9 @@ from paretoedge.compression import _arch
 from paretoedge.compression._config import LowRankConfig
 from paretoedge.compression._modules import LowRankEmbedding, LowRankLinear
 from paretoedge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from paretoedge.compression._context import CompressContext
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +85,9 @@ def low_rank(model: nn.Module, config: LowRankConfig) -> dict[str, int]:
                 replaced[name] = r
     log.info("low-rank factored %d layers", len(replaced))
     return replaced
+
+
+def run_lowrank(ctx: CompressContext, config: LowRankConfig) -> bool:
+    """The ``lowrank`` step."""
+    low_rank(ctx.model, config)
+    return True

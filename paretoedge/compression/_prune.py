@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -24,7 +24,13 @@ from paretoedge.compression._config import FFNConfig, HeadsConfig, PruneConfig
 from paretoedge.compression._modules import Mask
 from paretoedge.errors import ConfigError
 
+if TYPE_CHECKING:
+    from paretoedge.compression._context import CompressContext
+
 log = logging.getLogger(__name__)
+
+#: Batches of 16 training examples scoring heads by gradient.
+GRADIENT_BATCHES = 4
 
 
 def prune_targets(model: nn.Module) -> list[tuple[str, Any]]:
@@ -201,3 +207,28 @@ def prune_ffn(model: nn.Module, config: FFNConfig) -> dict[int, int]:
         model.set_submodule(block.ffn_in, _shrink_linear(w_in, rows=idx))
         model.set_submodule(block.ffn_out, _shrink_linear(w_out, cols=idx))
     return sizes
+
+
+def check_heads(ctx: CompressContext, config: HeadsConfig) -> None:
+    """Gradient importance needs task batches."""
+    if config.criterion == "gradient":
+        ctx.need_data("heads.criterion", "gradient")
+
+
+def run_heads(ctx: CompressContext, config: HeadsConfig) -> bool:
+    """The ``heads`` step."""
+    batches = ctx.batches(GRADIENT_BATCHES, 16) if config.criterion == "gradient" else None
+    prune_heads(ctx.model, config, batches)
+    return True
+
+
+def run_ffn(ctx: CompressContext, config: FFNConfig) -> bool:
+    """The ``ffn`` step."""
+    prune_ffn(ctx.model, config)
+    return True
+
+
+def run_prune(ctx: CompressContext, config: PruneConfig) -> bool:
+    """The ``prune`` step (masks stay applied until the final bake)."""
+    magnitude_prune(ctx.model, config)
+    return True

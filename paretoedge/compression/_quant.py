@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,7 +27,15 @@ from paretoedge.compression._modules import (
     kmeans_1d,
 )
 
+if TYPE_CHECKING:
+    from paretoedge.compression._context import CompressContext
+
 log = logging.getLogger(__name__)
+
+#: Activation calibration uses the first CALIBRATION_BATCHES x CALIBRATION_BATCH_SIZE
+#: training examples (unless the caller passes its own batches).
+CALIBRATION_BATCHES = 4
+CALIBRATION_BATCH_SIZE = 16
 
 
 def quant_targets(model: nn.Module) -> list[tuple[str, Any]]:
@@ -134,3 +142,41 @@ def set_act_quant_enabled(model: nn.Module, enabled: bool) -> list[bool]:
             previous.append(m.act_quant.enabled)
             m.act_quant.enabled = enabled
     return previous
+
+
+def has_act_quant(config: QuantConfig) -> bool:
+    """Whether some layer gets int8 activations (8-bit uniform layers with act_bits=8)."""
+    bits = {config.bits, *(b for _, b in config.layer_bits)}
+    return config.act_bits == 8 and config.scheme == "uniform" and 8 in bits
+
+
+def check_quant(ctx: CompressContext, config: QuantConfig) -> None:
+    """int8 activations need calibration batches (given, or from the task)."""
+    if has_act_quant(config) and ctx.calibration is None:
+        ctx.need_data("quant.act_bits", 8)
+
+
+def run_quant_qat(ctx: CompressContext, config: QuantConfig) -> bool:
+    """The ``quant(qat)`` step: fake quantisers the recovery fine-tune trains through."""
+    if not config.qat:
+        return False
+    quantize_weights(ctx.model, config, seed=ctx.seed)
+    return True
+
+
+def run_quant_ptq(ctx: CompressContext, config: QuantConfig) -> bool:
+    """The ``quant(ptq)`` step: quantise the recovered weights."""
+    if config.qat:
+        return False
+    quantize_weights(ctx.model, config, seed=ctx.seed)
+    return True
+
+
+def run_calibrate(ctx: CompressContext, config: QuantConfig) -> bool:
+    """The ``calibrate`` step (after the bake): int8 activation scales from real batches."""
+    if not has_act_quant(config):
+        return False
+    batches = ctx.calibration
+    if batches is None:
+        batches = ctx.batches(CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE)
+    return bool(calibrate_activations(ctx.model, batches))

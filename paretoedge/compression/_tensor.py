@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from torch import nn
 from paretoedge.compression import _arch
 from paretoedge.compression._extra_config import TensorConfig
 from paretoedge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from paretoedge.compression._context import CompressContext
 
 log = logging.getLogger(__name__)
 
@@ -288,3 +291,8 @@ def tensor_decompose(model: Any, config: TensorConfig) -> dict[str, int]:
         out["attention"] = _factor_attention(model, config)
     log.info("tensor %s rank %d: %s", config.method, config.rank, out)
     return out
+
+
+def run_tensor(ctx: CompressContext, config: TensorConfig) -> bool:
+    """The ``tensor`` step; applied when some target was factored."""
+    return sum(tensor_decompose(ctx.model, config).values()) > 0

@@ -12,13 +12,15 @@ from paretoedge.compression._distill import (
     TEACHER_LAYERS_ATTR,
     DistillConfig,
     apply_distill,
+    distill,
+    distill_loss,
     make_student,
     select_layers,
 )
 from paretoedge.errors import ConfigError
 from paretoedge.models import encoder_layers, load_tokenizer, num_layers
 from paretoedge.tasks import Example
-from paretoedge.training import distill, distill_loss, finetune, make_batches
+from paretoedge.training import finetune, make_batches
 
 
 def _teacher(layers: int = 4, seed: int = 0) -> BertForSequenceClassification:

@@ -15,7 +15,8 @@ import pytest
 from paretoedge.compression._distill import DistillConfig, apply_distill, make_student
 from paretoedge.models import num_layers
 from paretoedge.tasks import load_task
-from paretoedge.training import evaluate, finetune, get_teacher, teacher_info
+from paretoedge.teachers import get_teacher, teacher_info
+from paretoedge.training import evaluate, finetune
 
 STEPS = 100
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def teacher_and_task(shared_home):
     from paretoedge.tasks import load_task
-    from paretoedge.training import ensure_teacher
+    from paretoedge.teachers import ensure_teacher
 
     teacher, tokenizer, info = ensure_teacher("minilm", "sentiment", progress=False)
     return teacher, tokenizer, info, load_task("sentiment")
