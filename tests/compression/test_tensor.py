@@ -170,7 +170,5 @@ def test_deterministic_and_composes_with_prune_and_quant(tiny_bert):
     assert sa.keys() == sb.keys()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     down = a.model.get_submodule(Q.format(0, "query")).down.weight
-    assert float((down == 0).float().mean()) == pytest.approx(
-        0.5, abs=0.02
-    )
+    assert float((down == 0).float().mean()) == pytest.approx(0.5, abs=0.02)
     assert a.stats.stored_bytes < compress(tiny_bert, spec.replace(tensor=None)).stats.stored_bytes
