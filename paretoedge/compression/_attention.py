@@ -85,7 +85,13 @@ def linear_attention(
 
 
 class EfficientSelfAttention(nn.Module):
-    """Drop-in for HF's ``BertSelfAttention`` computing local or linear attention."""
+    """Drop-in for HF's ``BertSelfAttention`` computing local or linear attention.
+
+    It returns no attention map (linear attention never forms one), so the recovery
+    fine-tune matches logits and hidden states only (``paretoedge_no_attention_maps``).
+    """
+
+    paretoedge_no_attention_maps = True
 
     def __init__(self, original: Any, kind: str, window: int) -> None:
         super().__init__()

@@ -159,3 +159,18 @@ def test_composes_with_heads_and_quant_deterministically(tiny_bert):
     x = _inputs()
     assert torch.equal(_hidden(a.model, x), _hidden(b.model, x))
     assert CompressionSpec.from_flat(spec.to_flat()) == spec
+
+
+def test_recovery_distills_without_attention_maps(tiny_bert, tokenizer, small_task):
+    spec = CompressionSpec.from_flat(
+        {
+            "attention.kind": "linear",
+            "attention.layers": "0",
+            "recovery.steps": 2,
+            "recovery.batch_size": 8,
+        }
+    )
+    result = compress(tiny_bert, spec, tokenizer=tokenizer, task=small_task, seed=0)
+    assert result.applied == ("attention", "recovery")
+    before = tiny_bert.get_submodule(ATT.format(0)).query.weight
+    assert not torch.equal(result.model.get_submodule(ATT.format(0)).query.weight, before)
