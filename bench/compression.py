@@ -52,6 +52,30 @@ def _rows(recovery: int, distill: int) -> list[tuple[str, dict[str, Any]]]:
                 **rec,
             },
         ),
+        *_toolbox_rows(rec),
+    ]
+
+
+def _toolbox_rows(rec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Tensor decomposition, efficient attention and early exit (issue 14, items 5-7)."""
+    return [
+        (
+            "tensor TT r=16 (emb + QKV) + recovery",
+            {"tensor.method": "tt", "tensor.rank": 16, **rec},
+        ),
+        (
+            "tensor CP r=32 (QKV) + recovery",
+            {"tensor.method": "cp", "tensor.rank": 32, "tensor.targets": "attention", **rec},
+        ),
+        (
+            "local attention w=16 + recovery",
+            {"attention.kind": "local", "attention.window": 16, **rec},
+        ),
+        ("linear attention + recovery", {"attention.kind": "linear", **rec}),
+        (
+            "early exit after 2,4 @0.9 (expected)",
+            {"exit.layers": "2,4", "exit.threshold": 0.9, "exit.steps": 200},
+        ),
     ]
 
 
@@ -103,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--rows", default="", help="comma-separated row numbers to run")
+    parser.add_argument(
+        "--devices", default="rpi4,stm32h7", help="hardware-model predictions (empty: none)"
+    )
+    parser.add_argument(
+        "--long-seq", type=int, default=256, help="second sequence length of attention rows"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -129,16 +159,34 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {int(i) for i in args.rows.split(",")}
         rows = [r for i, r in enumerate(rows) if i == 0 or i in wanted]
 
+    devices = [d for d in args.devices.split(",") if d]
     results: list[dict[str, Any]] = []
     sessions: dict[str, Any] = {}
+    long_rows: list[dict[str, Any]] = []
+    long_sessions: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, flat) in enumerate(rows):
             start = time.perf_counter()
             spec = CompressionSpec.from_flat(flat)
             result = compress(teacher, spec, teacher=teacher, tokenizer=tokenizer, task=task)
-            accuracy = evaluate(result.model, tokenizer, test, batch_size=64)
             path = export_onnx(result.model, Path(tmp) / f"{i}.onnx", seq_len=args.seq_len)
-            sessions[name] = _ort_session(path, args.threads)
+            fractions: tuple[float, ...] = ()
+            if spec.exit is not None:
+                accuracy, fractions, predicted = _exit_row(
+                    result.model, tokenizer, test, path, args, devices, sessions, name
+                )
+            else:
+                accuracy = evaluate(result.model, tokenizer, test, batch_size=64)
+                sessions[name] = _ort_session(path, args.threads)
+                predicted = _predict(path, devices)
+            if i == 0 or spec.attention is not None:
+                long_path = export_onnx(
+                    result.model, Path(tmp) / f"{i}.long.onnx", seq_len=args.long_seq
+                )
+                long_sessions[name] = _ort_session(long_path, args.threads)
+                long_rows.append(
+                    {"name": name, "short": predicted, "long": _predict(long_path, devices)}
+                )
             results.append(
                 {
                     "name": name,
@@ -146,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                     "stored_mb": result.stats.stored_bytes / 1e6,
                     "accuracy": accuracy,
                     "wall_s": time.perf_counter() - start,
+                    "predicted": predicted,
+                    "fractions": fractions,
                 }
             )
             console.log(f"{name}: acc {accuracy:.4f}, {results[-1]['wall_s']:.0f} s")
@@ -179,13 +229,31 @@ def main(argv: list[str] | None = None) -> int:
 
         feed = fit_inputs(feeds, batch_size=1, seq_len=args.seq_len)[0]
         latency = _time_side_by_side(sessions, feed, rounds=5 if args.quick else 10, block=10)
+        long_latency: dict[str, float] = {}
+        if long_sessions:
+            long_feed = fit_inputs(
+                {
+                    k: v[:1]
+                    for k, v in make_batches(
+                        tokenizer, test[:1], batch_size=1, max_length=args.long_seq
+                    )[0].items()
+                },
+                batch_size=1,
+                seq_len=args.long_seq,
+            )[0]
+            long_latency = _time_side_by_side(long_sessions, long_feed, rounds=3, block=5)
+    for r in results:
+        if r["fractions"]:  # early exit: expected ORT latency over the exit distribution
+            prefixes = [latency.pop(f"{r['name']}#{k}") for k in range(len(r["fractions"]))]
+            latency[r["name"]] = sum(f * t for f, t in zip(r["fractions"], prefixes, strict=True))
 
     base = latency[results[0]["name"]]
     table = Table(
         title=f"{args.model} on {args.task}: test accuracy on {len(test)} examples, "
         f"onnxruntime CPU latency [1, {args.seq_len}], {args.threads} thread(s)"
     )
-    for col in ("transform", "parameters", "stored MB", "test acc", "latency ms", "x fp32"):
+    cols = ("transform", "parameters", "stored MB", "test acc", "latency ms", "x fp32")
+    for col in (*cols, *(f"{d} ms (model)" for d in devices)):
         table.add_column(col, justify="left" if col == "transform" else "right")
     for r in results:
         ms = latency[r["name"]]
@@ -196,13 +264,75 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['accuracy']:.4f}",
             f"{ms:.2f}",
             f"{ms / base:.2f}",
+            *(f"{r['predicted'][d]:.2f}" for d in devices),
         )
-    Console(width=140).print(table)
+        if r["fractions"]:
+            print(f"{r['name']}: exit distribution {[round(f, 3) for f in r['fractions']]}")
+    Console(width=160).print(table)
+    if long_rows:
+        _print_long(long_rows, long_latency, latency, devices, args)
     print(
         f"recovery steps {recovery}, distill steps {distill}; stored MB of the int8 QDQ row is "
         "the .onnx file size; others count packed weights (see model_stats)."
     )
     return 0
+
+
+def _predict(path: Path, devices: list[str]) -> dict[str, float]:
+    from paretoedge.hardware_profiles import predict
+
+    return {d: predict(path, d).latency_ms for d in devices}
+
+
+def _exit_row(
+    model: Any,
+    tokenizer: Any,
+    test: Any,
+    path: Path,
+    args: Any,
+    devices: list[str],
+    sessions: dict[str, Any],
+    name: str,
+) -> tuple[float, tuple[float, ...], dict[str, float]]:
+    """Accuracy with exits on, the exit distribution on the test split, and the expected
+    hardware-model latency from one ONNX per exit prefix (as the search scores it)."""
+    from paretoedge.compression import exit_inference, export_exits
+    from paretoedge.search._exits import score_exits
+    from paretoedge.training import make_batches
+
+    batches = make_batches(tokenizer, test, batch_size=64, max_length=args.seq_len)
+    outcome = exit_inference(model, batches)
+    paths = export_exits(model, path, seq_len=args.seq_len)
+    for k, n in enumerate(sorted(paths)):
+        sessions[f"{name}#{k}"] = _ort_session(paths[n], args.threads)
+    metrics, _ = score_exits(paths, outcome.fractions, devices)
+    predicted = {d: metrics[d].latency_ms for d in devices}
+    return outcome.accuracy, outcome.fractions, predicted
+
+
+def _print_long(
+    rows: list[dict[str, Any]],
+    long_latency: dict[str, float],
+    latency: dict[str, float],
+    devices: list[str],
+    args: Any,
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"attention at [1, {args.seq_len}] vs [1, {args.long_seq}] tokens")
+    table.add_column("transform")
+    for seq in (args.seq_len, args.long_seq):
+        table.add_column(f"ORT ms @{seq}", justify="right")
+        for d in devices:
+            table.add_column(f"{d} @{seq}", justify="right")
+    for r in rows:
+        cells = [r["name"], f"{latency[r['name']]:.2f}"]
+        cells += [f"{r['short'][d]:.2f}" for d in devices]
+        cells += [f"{long_latency[r['name']]:.2f}"]
+        cells += [f"{r['long'][d]:.2f}" for d in devices]
+        table.add_row(*cells)
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":

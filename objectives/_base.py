@@ -33,6 +33,9 @@ class DeviceMetrics:
     sram_bytes: int | None = None
     feasible: bool = True
     violations: tuple[str, ...] = ()
+    #: Early-exit candidates: latency when every exit declines (``latency_ms`` is then the
+    #: expected latency over the validation set's exit distribution); None otherwise.
+    latency_worst_ms: float | None = None
 
     @classmethod
     def from_object(cls, obj: object) -> DeviceMetrics:
@@ -46,6 +49,7 @@ class DeviceMetrics:
             sram_bytes=_opt_int(getattr(obj, "sram_bytes", None)),
             feasible=bool(feasible),
             violations=tuple(getattr(obj, "violations", ()) or ()),
+            latency_worst_ms=_opt_float(getattr(obj, "latency_worst_ms", None)),
         )
 
 

@@ -66,6 +66,15 @@ PARAM_TYPES: dict[str, type] = {
     "share.init": str,
     "hash.ratio": float,
     "hash.targets": str,
+    "tensor.method": str,
+    "tensor.rank": int,
+    "tensor.targets": str,
+    "exit.layers": str,
+    "exit.threshold": float,
+    "exit.steps": int,
+    "attention.kind": str,
+    "attention.window": int,
+    "attention.layers": str,
 }
 LAYER_BITS_PREFIX = "quant.layer_bits."
 

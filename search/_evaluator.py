@@ -98,9 +98,20 @@ class Evaluator(abc.ABC):
         return None
 
 
-def predict_devices(onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
-    """Run the hardware model of each device on an exported file (prepared once)."""
+def predict_devices(
+    onnx_path: Path, devices: Sequence[str], *, exits: bool = True
+) -> dict[str, DeviceMetrics]:
+    """Run the hardware model of each device on an exported file (prepared once).
+
+    An early-exit export (a ``<stem>.exits.json`` beside it) is scored by its expected
+    latency over the exit distribution (:mod:`paretoedge.search._exits`) unless ``exits``
+    is False.
+    """
     from paretoedge.hardware_profiles import predict_many
+    from paretoedge.search._exits import rescore_from_sidecar, sidecar_path
+
+    if exits and sidecar_path(Path(onnx_path)).is_file():
+        return rescore_from_sidecar(Path(onnx_path), devices)
 
     if not devices:
         return {}
@@ -226,11 +237,28 @@ class PipelineEvaluator(Evaluator):
                 progress=self.progress,
             ).model
         model.eval()
-        accuracy = evaluate(model, self._tokenizer, self.task.validation, max_length=cfg.seq_len)
         stats = model_stats(model)
-        if onnx_path is not None:
-            export_onnx(model, onnx_path, seq_len=cfg.seq_len)
-            metrics = predict_devices(onnx_path, devices)
+        if spec.exit is not None:
+            from paretoedge.search._exits import measure_exit_candidate
+
+            if onnx_path is not None:
+                export_onnx(model, onnx_path, seq_len=cfg.seq_len)
+            accuracy, exit_metrics = measure_exit_candidate(
+                model,
+                self._tokenizer,
+                self.task.validation,
+                seq_len=cfg.seq_len,
+                onnx_path=onnx_path,
+                devices=devices,
+            )
+            metrics = exit_metrics if exit_metrics is not None else metrics
+        else:
+            accuracy = evaluate(
+                model, self._tokenizer, self.task.validation, max_length=cfg.seq_len
+            )
+            if onnx_path is not None:
+                export_onnx(model, onnx_path, seq_len=cfg.seq_len)
+                metrics = predict_devices(onnx_path, devices)
         return Evaluation(
             accuracy=float(accuracy),
             size_bytes=int(stats.stored_bytes),

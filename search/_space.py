@@ -36,6 +36,9 @@ _IDENTITY: dict[str, Any] = {
     "recovery.steps": 0,
     "share.groups": 10**9,
     "hash.ratio": 1.0,
+    "tensor.rank": 10**9,
+    "exit.threshold": 1.0,
+    "attention.kind": "softmax",
 }
 
 

@@ -2,7 +2,8 @@
 
 Each transform has a frozen, validated config (:class:`PruneConfig`, :class:`HeadsConfig`,
 :class:`FFNConfig`, :class:`LowRankConfig`, :class:`QuantConfig`, :class:`DistillConfig`,
-:class:`RecoveryConfig`) and is a plug-in of :data:`TRANSFORMS`: it registers its config
+:class:`RecoveryConfig`, :class:`TensorConfig`, :class:`AttentionConfig`,
+:class:`ExitConfig`) and is a plug-in of :data:`TRANSFORMS`: it registers its config
 class, its handlers and their places in the canonical order with
 :func:`register_transform` (see :mod:`paretoedge.compression._transform`).
 :class:`CompressionSpec` bundles the configs and :func:`compress` walks the registered
@@ -35,6 +36,7 @@ from paretoedge.compression._distill import (
     distill_loss,
     make_student,
 )
+from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
 from paretoedge.compression._transform import (
     TRANSFORMS,
     Step,
@@ -43,6 +45,7 @@ from paretoedge.compression._transform import (
 )
 
 if TYPE_CHECKING:
+    from paretoedge.compression._attention import EfficientSelfAttention, replace_attention
     from paretoedge.compression._compose import (
         STEPS,
         CompressionResult,
@@ -51,12 +54,24 @@ if TYPE_CHECKING:
         save_compressed,
     )
     from paretoedge.compression._context import CompressContext
+    from paretoedge.compression._exit import (
+        ExitOutcome,
+        attach_exits,
+        exit_inference,
+        train_exits,
+    )
+    from paretoedge.compression._exit_export import export_exits
     from paretoedge.compression._export import export_onnx
     from paretoedge.compression._lowrank import low_rank
     from paretoedge.compression._modules import LowRankEmbedding, LowRankLinear, bake
     from paretoedge.compression._prune import magnitude_prune, prune_ffn, prune_heads
     from paretoedge.compression._quant import calibrate_activations, quantize_weights
     from paretoedge.compression._stats import LayerInfo, ModelStats, model_stats
+    from paretoedge.compression._tensor import (
+        FactoredEmbedding,
+        StackedProjection,
+        tensor_decompose,
+    )
 
 # Names whose modules import torch are loaded on first use, so reading a spec (the CLI,
 # the search controller, the HTTP API) does not pay for importing torch.
@@ -80,6 +95,16 @@ _LAZY = {
     "LayerInfo": "_stats",
     "ModelStats": "_stats",
     "model_stats": "_stats",
+    "EfficientSelfAttention": "_attention",
+    "replace_attention": "_attention",
+    "ExitOutcome": "_exit",
+    "attach_exits": "_exit",
+    "exit_inference": "_exit",
+    "train_exits": "_exit",
+    "export_exits": "_exit_export",
+    "FactoredEmbedding": "_tensor",
+    "StackedProjection": "_tensor",
+    "tensor_decompose": "_tensor",
 }
 
 
@@ -94,6 +119,19 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ALLOWED_BITS",
+    "AttentionConfig",
+    "EfficientSelfAttention",
+    "ExitConfig",
+    "ExitOutcome",
+    "FactoredEmbedding",
+    "StackedProjection",
+    "TensorConfig",
+    "attach_exits",
+    "exit_inference",
+    "export_exits",
+    "replace_attention",
+    "tensor_decompose",
+    "train_exits",
     "STEPS",
     "TRANSFORMS",
     "CompressContext",

@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from paretoedge.compression._distill import DistillConfig
+from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
 from paretoedge.compression._hash import HashConfig
 from paretoedge.compression._share import ShareConfig
 from paretoedge.compression._transform import Step, register_transform
@@ -320,6 +321,9 @@ class CompressionSpec:
     recovery: RecoveryConfig | None = None
     share: ShareConfig | None = None
     hash: HashConfig | None = None
+    tensor: TensorConfig | None = None
+    attention: AttentionConfig | None = None
+    exit: ExitConfig | None = None
 
     def __post_init__(self) -> None:
         for section in registered_sections():

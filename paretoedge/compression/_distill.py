@@ -449,8 +449,14 @@ def run_recovery(ctx: CompressContext, config: RecoveryConfig) -> bool:
         raise DataError("recovery needs training examples; the task's train split is empty")
     student, teacher = ctx.model, ctx.teacher
     hidden = 1.0 if student.config.hidden_size == teacher.config.hidden_size else 0.0
+    # efficient attention (local/linear) has no n x n map to match: hidden states only
+    maps = not any(getattr(m, "paretoedge_no_attention_maps", False) for m in student.modules())
     loss = DistillConfig(
-        steps=config.steps, lr=config.lr, batch_size=config.batch_size, hidden_weight=hidden
+        steps=config.steps,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        hidden_weight=hidden,
+        attention_weight=DistillConfig.attention_weight if maps else 0.0,
     )
     distill(
         student,

@@ -37,7 +37,7 @@ def test_built_in_steps_keep_their_canonical_order():
     orders = [s.order for _, s in ordered_steps()]
     assert orders == sorted(orders) and len(set(orders)) == len(orders)
     assert BAKE_ORDER not in orders
-    assert [s.name for _, s in ordered_steps() if s.order > BAKE_ORDER] == ["calibrate"]
+    assert [s.name for _, s in ordered_steps() if s.order > BAKE_ORDER] == ["calibrate", "exit"]
 
 
 def test_every_registered_section_is_a_spec_field():
