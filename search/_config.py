@@ -426,6 +426,16 @@ def _from_validation_error(exc: ValidationError, data: Any) -> ConfigError:
     return ConfigError(_loc(loc), err.get("input"), msg)
 
 
+def _plain(data: Any) -> Any:
+    """Mappings as dicts and tuples as lists (a stored config is read-only), for the strict
+    schema; the depth is bounded by :func:`check_document` first."""
+    if isinstance(data, Mapping):
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_plain(v) for v in data]
+    return data
+
+
 def _lookup(data: Any, loc: Sequence[int | str]) -> Any:
     for part in loc:
         try:
@@ -558,7 +568,7 @@ def parse_config(
         raise ConfigError("<study>", type(data).__name__, "a mapping of study fields")
     check_document(data)
     try:
-        m = _Study.model_validate(data)
+        m = _Study.model_validate(_plain(data))
     except ValidationError as exc:
         raise _from_validation_error(exc, data) from None
     if check_names:  # a stored study's config is re-read unchecked (resume, add-device)
