@@ -258,3 +258,30 @@ def test_a_user_task_is_read_before_the_study_is_stored(
     code, err = _run(capsys, ["search", "study.yaml", "--storage", f"sqlite:///{db}"])
     assert code == 2 and "task.csv" in err and "Traceback" not in err
     assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["finetune", "--model", "", "--task", "sentiment"], "--model"),
+        (["finetune", "--model", "../../../../etc"], "--model"),
+        (["finetune", "--model", "tiny-bert", "--task", "/etc/passwd"], "--task"),
+        (["finetune", "--model", "tiny-bert", "--seed", "-1"], "--seed"),
+        (["finetune", "--model", "tiny-bert", "--epochs", "nan"], "--epochs"),
+        (["finetune", "--model", "tiny-bert", "--epochs", "0"], "--epochs"),
+        (["compress", "../..", "--task", "sentiment", "--out", "o"], "model"),
+        (["compress", "tiny-bert", "--task", "sentiment", "--out", "o", "--seed", "-5"], "--seed"),
+        (["compress", "tiny-bert", "--task", "sentiment", "--out", "o", "--limit", "0"], "--limit"),
+        (["compress", "tiny-bert", "--task", "x.csv", "--out", "o"], "--task"),
+        (["compress", "tiny-bert", "--task", "sentiment", "--out", "o", "--seq-len", "10000000"],
+         "--seq-len"),
+    ],
+    ids=lambda a: " ".join(a)[:60] if isinstance(a, list) else a,
+)  # fmt: skip
+def test_model_commands_check_their_flags_first(
+    workdir: Path, capsys: pytest.CaptureFixture[str], args: list[str], field: str
+) -> None:
+    code, err = _run(capsys, args)
+    _assert_refused(code, err)
+    assert f"invalid {field}=" in err
+    assert list(workdir.iterdir()) == []
