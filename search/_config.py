@@ -126,33 +126,33 @@ class _Budget(_Strict):
 
 
 class _Recovery(_Strict):
-    steps: int = Field(default=0, ge=0)
+    steps: int = Field(default=0, ge=0, le=1_000_000)
     lr: float = Field(default=5e-5, gt=0)
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: int = Field(default=32, ge=1, le=65_536)
 
 
 class _Data(_Strict):
-    train_limit: int | None = Field(default=None, ge=1)
-    validation_limit: int | None = Field(default=None, ge=1)
-    test_limit: int | None = Field(default=None, ge=1)
+    train_limit: int | None = Field(default=None, ge=1, le=100_000_000)
+    validation_limit: int | None = Field(default=None, ge=1, le=100_000_000)
+    test_limit: int | None = Field(default=None, ge=1, le=100_000_000)
 
 
 class _Teacher(_Strict):
-    epochs: float = Field(default=1.0, gt=0)
+    epochs: float = Field(default=1.0, gt=0, le=1000)
 
 
 class _EarlyStopping(_Strict):
-    min_steps: int = Field(ge=1)
-    eta: float = Field(default=3.0, gt=1)
-    min_peers: int | None = Field(default=None, ge=2)
-    min_dominators: int = Field(default=1, ge=1)
+    min_steps: int = Field(ge=1, le=1_000_000)
+    eta: float = Field(default=3.0, gt=1, le=1000)
+    min_peers: int | None = Field(default=None, ge=2, le=1_000_000)
+    min_dominators: int = Field(default=1, ge=1, le=1_000_000)
 
 
 class _Ray(_Strict):
-    cpus_per_trial: float = Field(default=1.0, gt=0)
-    gpus_per_trial: float = Field(default=0.0, ge=0)
-    max_concurrent: int | None = Field(default=None, ge=1)
-    max_failures: int = Field(default=2, ge=0)
+    cpus_per_trial: float = Field(default=1.0, gt=0, le=4096)
+    gpus_per_trial: float = Field(default=0.0, ge=0, le=1024)
+    max_concurrent: int | None = Field(default=None, ge=1, le=100_000)
+    max_failures: int = Field(default=2, ge=0, le=10_000)
     port: int | None = Field(default=6380, ge=1, le=65535)
 
 
