@@ -161,7 +161,8 @@ _READS = st.one_of(
     st.tuples(st.just("studies")),
     st.tuples(st.just("front"), _JUNK, st.just("--device"), _JUNK),
     st.tuples(st.just("front"), st.just("qs"), st.just("--device"), st.just("rpi4"),
-              st.sampled_from(["--limit", "--sort", "--format", "--max-latency-ms"]), _JUNK),
+              st.sampled_from(["--limit", "--sort", "--format", "--max-latency-ms",
+                               "--max-size-mb", "--min-accuracy"]), _JUNK),
     st.tuples(st.just("show"), st.sampled_from(["qs", "nope"]) | _JUNK, _JUNK),
     st.tuples(st.just("resume"), _JUNK),
     st.tuples(st.just("add-device"), st.just("qs"), st.just("--device"), _JUNK),
@@ -203,6 +204,8 @@ def test_junk_arguments_on_other_commands(
     "args",
     [
         ["show", "qs", "99999999999999999999"],
+        ["front", "qs", "--device", "rpi4", "--max-size-mb", "1e300"],
+        ["front", "qs", "--device", "rpi4", "--max-size-mb", "inf"],
         ["show", "qs", "-1"],
         ["export", "qs", "99999999999999999999", "--device", "rpi4", "--out", "o"],
         ["studies", "--storage", ""],
