@@ -139,33 +139,33 @@ class _Budget(_Strict):
 
 
 class _Recovery(_Strict):
-    steps: int = Field(default=0, ge=0)
+    steps: int = Field(default=0, ge=0, le=1_000_000)
     lr: float = Field(default=5e-5, gt=0)
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: int = Field(default=32, ge=1, le=65_536)
 
 
 class _Data(_Strict):
-    train_limit: int | None = Field(default=None, ge=1)
-    validation_limit: int | None = Field(default=None, ge=1)
-    test_limit: int | None = Field(default=None, ge=1)
+    train_limit: int | None = Field(default=None, ge=1, le=100_000_000)
+    validation_limit: int | None = Field(default=None, ge=1, le=100_000_000)
+    test_limit: int | None = Field(default=None, ge=1, le=100_000_000)
 
 
 class _Teacher(_Strict):
-    epochs: float = Field(default=1.0, gt=0)
+    epochs: float = Field(default=1.0, gt=0, le=1000)
 
 
 class _EarlyStopping(_Strict):
-    min_steps: int = Field(ge=1)
-    eta: float = Field(default=3.0, gt=1)
-    min_peers: int | None = Field(default=None, ge=2)
-    min_dominators: int = Field(default=1, ge=1)
+    min_steps: int = Field(ge=1, le=1_000_000)
+    eta: float = Field(default=3.0, gt=1, le=1000)
+    min_peers: int | None = Field(default=None, ge=2, le=1_000_000)
+    min_dominators: int = Field(default=1, ge=1, le=1_000_000)
 
 
 class _Ray(_Strict):
-    cpus_per_trial: float = Field(default=1.0, gt=0)
-    gpus_per_trial: float = Field(default=0.0, ge=0)
-    max_concurrent: int | None = Field(default=None, ge=1)
-    max_failures: int = Field(default=2, ge=0)
+    cpus_per_trial: float = Field(default=1.0, gt=0, le=4096)
+    gpus_per_trial: float = Field(default=0.0, ge=0, le=1024)
+    max_concurrent: int | None = Field(default=None, ge=1, le=100_000)
+    max_failures: int = Field(default=2, ge=0, le=10_000)
     port: int | None = Field(default=6380, ge=1, le=65535)
 
 
@@ -439,6 +439,16 @@ def _from_validation_error(exc: ValidationError, data: Any) -> ConfigError:
     return ConfigError(_loc(loc), err.get("input"), msg)
 
 
+def _plain(data: Any) -> Any:
+    """Mappings as dicts and tuples as lists (a stored config is read-only), for the strict
+    schema; the depth is bounded by :func:`check_document` first."""
+    if isinstance(data, Mapping):
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_plain(v) for v in data]
+    return data
+
+
 def _lookup(data: Any, loc: Sequence[int | str]) -> Any:
     for part in loc:
         try:
@@ -581,7 +591,7 @@ def parse_config(
     check_document(data)
     data = _plain(data)  # a stored config comes back as read-only mapping proxies
     try:
-        m = _Study.model_validate(data)
+        m = _Study.model_validate(_plain(data))
     except ValidationError as exc:
         raise _from_validation_error(exc, data) from None
     if check_names:  # a stored study's config is re-read unchecked (resume, add-device)

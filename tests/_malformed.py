@@ -178,6 +178,11 @@ MUTATIONS: list[Mutation] = [
     _m("baselines", ["fp16"], "baselines[0]"),
     _m("early_stopping", {"min_steps": 0}, "early_stopping.min_steps"),
     _m("ray/port", 70000),
+    _m("ray/cpus_per_trial", 1e300),
+    _m("teacher/epochs", 1e300),
+    _m("recovery/steps", 10**12),
+    _m("data/train_limit", 0),
+    _m("early_stopping", {"min_steps": 10**12}, "early_stopping.min_steps"),
     # free text and unknown keys
     _m("description", "x" * 300_000, "config"),
     _m("budgett", {}),

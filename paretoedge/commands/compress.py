@@ -83,11 +83,15 @@ def compress_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Compress MODEL for TASK with the --set transforms; write HF + ONNX files to --out."""
+    from paretoedge.commands._checks import check_limit, check_model_task, check_seed
     from paretoedge.compression import CompressionSpec
 
     spec = CompressionSpec.from_flat(parse_sets(sets))  # validate before loading anything
-    if seq_len < 1:
-        raise ConfigError("--seq-len", seq_len, "an integer >= 1")
+    if not 1 <= seq_len <= 4096:
+        raise ConfigError("--seq-len", seq_len, "an integer in [1, 4096]")
+    check_model_task(model, task, model_field="model")
+    check_seed(seed)
+    check_limit(limit)
     start = time.perf_counter()
     result = run_compress(
         model,

@@ -26,8 +26,12 @@ def finetune_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Fine-tune MODEL on TASK once and cache it; later runs reuse the cache."""
+    from paretoedge.commands._checks import check_epochs, check_model_task, check_seed
     from paretoedge.teachers import ensure_teacher
 
+    check_model_task(model, task, model_field="--model")
+    check_seed(seed)
+    check_epochs(epochs)
     start = time.perf_counter()
     _, _, info = ensure_teacher(model, task, seed=seed, epochs=epochs, progress=not as_json)
     wall = time.perf_counter() - start

@@ -108,9 +108,9 @@ def register(app: typer.Typer) -> None:
     def front_cmd(
         name: str = typer.Argument(..., help="Study name."),
         device: str = typer.Option(..., "--device", help="Device of the front."),
-        max_latency_ms: float | None = typer.Option(None, "--max-latency-ms", min=0),
+        max_latency_ms: float | None = typer.Option(None, "--max-latency-ms", min=0, max=1e12),
         min_accuracy: float | None = typer.Option(None, "--min-accuracy", min=0, max=1),
-        max_size_mb: float | None = typer.Option(None, "--max-size-mb", min=0),
+        max_size_mb: float | None = typer.Option(None, "--max-size-mb", min=0, max=1e9),
         sort: str = typer.Option("latency", "--sort", help="latency, accuracy or size."),
         fmt: str = typer.Option("table", "--format", help="table, json or csv."),
         limit: int = typer.Option(100, "--limit", min=1, max=1000, help="Rows at most."),
