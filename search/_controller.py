@@ -613,10 +613,32 @@ class SearchRunner:
     # -- fronts ---------------------------------------------------------------------
 
     def update_fronts(self, devices: Sequence[str] | None = None) -> dict[str, DeviceFront]:
-        """Rank the study's complete candidates on each device and store the ranking."""
+        """Rank the study's complete candidates on each device and store the ranking.
+
+        Several workers rank concurrently, each from its own snapshot, and the last write
+        wins: after writing, the complete candidates are listed again and, if they changed
+        meanwhile (another worker finished one), ranked again, so the front stored last is
+        never older than the candidates any worker saw.
+        """
         from paretoedge import storage as st
 
+        def snapshot(cands: Sequence[CandidateRecord]) -> set[tuple[int, tuple[str, ...]]]:
+            return {(c.trial_number, tuple(m.device for m in c.metrics)) for c in cands}
+
         candidates = st.list_candidates(self.storage, study=self.name, states=["complete"])
+        for _ in range(5):
+            out = self._store_fronts(candidates, devices)
+            again = st.list_candidates(self.storage, study=self.name, states=["complete"])
+            if snapshot(again) == snapshot(candidates):
+                break
+            candidates = again
+        return out
+
+    def _store_fronts(
+        self, candidates: Sequence[CandidateRecord], devices: Sequence[str] | None
+    ) -> dict[str, DeviceFront]:
+        from paretoedge import storage as st
+
         out = {}
         for device in devices or self.devices:
             ranks = rank_candidates(self.config, device, candidates)
