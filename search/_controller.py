@@ -8,7 +8,10 @@ its ONNX artifact -> recompute and store the ranked front of every device.
 Optuna's RDB storage lives in the same database as the paretoedge tables, with a heartbeat:
 a trial whose process died is failed once its heartbeat is stale and re-enqueued
 (:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`), so :func:`resume_study` retries
-it while completed trials are never recomputed.
+it while completed trials are never recomputed. Every trial is asked under a budget claim
+that records its owning process (:mod:`paretoedge.storage._claims`), so the budget holds
+across workers and a run finishes the trials of dead local owners at once
+(:mod:`paretoedge.search._recovery`) instead of after the heartbeat grace.
 
 How trials are executed is a *backend* (``"optuna"``: ``study.optimize`` in this process;
 ``"ray"``: workers of a Ray cluster), looked up by name and imported lazily. Backends call
@@ -721,7 +724,7 @@ class SearchRunner:
                         be.run(self, n_trials=remaining, timeout=timeout)
                 else:
                     be.run(self, n_trials=remaining, timeout=timeout)
-            status = _final_status(self, study)
+            status = "running"
         except KeyboardInterrupt:
             status = "stopped"
             raise
@@ -729,6 +732,10 @@ class SearchRunner:
             self._display = None
             recover(self, study)
             fronts = self.update_fronts()
+            if status == "running":
+                # Decided last: recovery may have completed trials, and other workers may
+                # have finished the budget while this one stored its fronts.
+                status = _final_status(self, study)
             st.set_study_status(self.storage, study=self.name, status=status)
         self.fill_test_accuracy(fronts)
         return self.summary(fronts)
