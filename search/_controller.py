@@ -8,7 +8,10 @@ its ONNX artifact -> recompute and store the ranked front of every device.
 Optuna's RDB storage lives in the same database as the paretoedge tables, with a heartbeat:
 a trial whose process died is failed once its heartbeat is stale and re-enqueued
 (:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`), so :func:`resume_study` retries
-it while completed trials are never recomputed.
+it while completed trials are never recomputed. Every trial is asked under a budget claim
+that records its owning process (:mod:`paretoedge.storage._claims`), so the budget holds
+across workers and a run finishes the trials of dead local owners at once
+(:mod:`paretoedge.search._recovery`) instead of after the heartbeat grace.
 
 How trials are executed is a *backend* (``"optuna"``: ``study.optimize`` in this process;
 ``"ray"``: workers of a Ray cluster), looked up by name and imported lazily. Backends call
@@ -624,10 +627,32 @@ class SearchRunner:
     # -- fronts ---------------------------------------------------------------------
 
     def update_fronts(self, devices: Sequence[str] | None = None) -> dict[str, DeviceFront]:
-        """Rank the study's complete candidates on each device and store the ranking."""
+        """Rank the study's complete candidates on each device and store the ranking.
+
+        Several workers rank concurrently, each from its own snapshot, and the last write
+        wins: after writing, the complete candidates are listed again and, if they changed
+        meanwhile (another worker finished one), ranked again, so the front stored last is
+        never older than the candidates any worker saw.
+        """
         from paretoedge import storage as st
 
+        def snapshot(cands: Sequence[CandidateRecord]) -> set[tuple[int, tuple[str, ...]]]:
+            return {(c.trial_number, tuple(m.device for m in c.metrics)) for c in cands}
+
         candidates = st.list_candidates(self.storage, study=self.name, states=["complete"])
+        for _ in range(5):
+            out = self._store_fronts(candidates, devices)
+            again = st.list_candidates(self.storage, study=self.name, states=["complete"])
+            if snapshot(again) == snapshot(candidates):
+                break
+            candidates = again
+        return out
+
+    def _store_fronts(
+        self, candidates: Sequence[CandidateRecord], devices: Sequence[str] | None
+    ) -> dict[str, DeviceFront]:
+        from paretoedge import storage as st
+
         out = {}
         for device in devices or self.devices:
             ranks = rank_candidates(self.config, device, candidates)
@@ -710,7 +735,7 @@ class SearchRunner:
                         be.run(self, n_trials=remaining, timeout=timeout)
                 else:
                     be.run(self, n_trials=remaining, timeout=timeout)
-            status = _final_status(self, study)
+            status = "running"
         except KeyboardInterrupt:
             status = "stopped"
             raise
@@ -718,6 +743,10 @@ class SearchRunner:
             self._display = None
             recover(self, study)
             fronts = self.update_fronts()
+            if status == "running":
+                # Decided last: recovery may have completed trials, and other workers may
+                # have finished the budget while this one stored its fronts.
+                status = _final_status(self, study)
             st.set_study_status(self.storage, study=self.name, status=status)
         self.fill_test_accuracy(fronts)
         return self.summary(fronts)

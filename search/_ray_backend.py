@@ -332,7 +332,7 @@ class StudySearcher(OptunaSearch):
             )
         self.failed_numbers: list[int] = []
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
         assert self._ot_study is not None and callable(self._space)
         if trial_id not in self._ot_trials:
             # The study's budget is claimed in the database before each ask, counted with

@@ -89,15 +89,15 @@ def recompute_missing_fronts(connection: Connection) -> int:
         if not rows:
             continue
         metrics: dict[int, list[Any]] = {}
-        for m in connection.execute(
+        for mrow in connection.execute(
             select(metrics_t).where(metrics_t.c.candidate_id.in_([r["id"] for r in rows]))
         ).mappings():
-            metrics.setdefault(m["candidate_id"], []).append(_metrics_record(m))
+            metrics.setdefault(mrow["candidate_id"], []).append(_metrics_record(mrow))
         candidates: list[CandidateRecord] = [
             _candidate_record(r, tuple(metrics.get(r["id"], ()))) for r in rows
         ]
         by_number = {c.trial_number: c for c in candidates}
-        spec = front_spec(study)
+        spec = front_spec(dict(study))
         for device in missing:
             objs, cons = spec(device)
             ranks = rank_by(objs, cons, device, candidates)

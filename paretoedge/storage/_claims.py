@@ -85,18 +85,36 @@ def _claim(row: object) -> TrialClaim:
     )
 
 
-def optuna_trial_states(session: Session, optuna_study_name: str) -> dict[int, str]:
-    """Trial number -> Optuna state name of one Optuna study, read in ``session``."""
+_TRIALS_OF = "FROM trials t JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name"
+
+
+def optuna_trial_states(
+    session: Session, optuna_study_name: str, numbers: Iterable[int] | None = None
+) -> dict[int, str]:
+    """Trial number -> Optuna state name of one Optuna study (of ``numbers`` only, if given),
+    read in ``session``."""
+    from sqlalchemy import bindparam, text
+
+    query = f"SELECT t.number, t.state {_TRIALS_OF}"
+    params: dict[str, object] = {"name": optuna_study_name}
+    if numbers is not None:
+        params["numbers"] = sorted(set(numbers))
+        if not params["numbers"]:
+            return {}
+        stmt = text(query + " AND t.number IN :numbers").bindparams(
+            bindparam("numbers", expanding=True)
+        )
+    else:
+        stmt = text(query)
+    return {int(n): str(getattr(s, "name", s)) for n, s in session.execute(stmt, params)}
+
+
+def _count_done(session: Session, optuna_study_name: str) -> int:
     from sqlalchemy import text
 
-    rows = session.execute(
-        text(
-            "SELECT t.number, t.state FROM trials t JOIN studies s ON s.study_id = t.study_id "
-            "WHERE s.study_name = :name"
-        ),
-        {"name": optuna_study_name},
-    )
-    return {int(n): str(getattr(s, "name", s)) for n, s in rows}
+    # Optuna stores TrialState by name (a VARCHAR on SQLite, an enum type on PostgreSQL).
+    query = f"SELECT count(*) {_TRIALS_OF} AND t.state IN ('COMPLETE', 'PRUNED')"
+    return int(session.execute(text(query), {"name": optuna_study_name}).scalar_one())
 
 
 def _owner_values(owner: Owner) -> dict[str, object]:
@@ -127,20 +145,25 @@ def claim_trial(
     def work(session: Session) -> int | None:
         study_row = _study_row(session, study, for_update=True)
         study_id = study_row["id"]
-        states = optuna_trial_states(session, study_row["optuna_study_name"])
+        optuna_name = study_row["optuna_study_name"]
+        used = _count_done(session, optuna_name)
+        claims = [
+            _claim(r._mapping)
+            for r in session.execute(select(_CLAIMS).where(_CLAIMS.c.study_id == study_id))
+        ]
+        bound = [c.trial_number for c in claims if c.trial_number is not None]
+        states = optuna_trial_states(session, optuna_name, bound)
         rows = {
             n: s
             for n, s in session.execute(
                 select(_CANDIDATES.c.trial_number, _CANDIDATES.c.state).where(
-                    _CANDIDATES.c.study_id == study_id
+                    _CANDIDATES.c.study_id == study_id, _CANDIDATES.c.trial_number.in_(bound)
                 )
             )
         }
-        used = sum(s in DONE_STATES for s in states.values())
         stale: list[int] = []
         now = utcnow()
-        for row in session.execute(select(_CLAIMS).where(_CLAIMS.c.study_id == study_id)):
-            claim = _claim(row._mapping)
+        for claim in claims:
             alive = claim.owner.alive()
             if claim.trial_number is None:
                 fresh = now - claim.created_at < timedelta(seconds=stale_after_s)

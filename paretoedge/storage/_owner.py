@@ -95,9 +95,11 @@ class Owner:
         if self.pid == os.getpid():
             return True
         ticks = _start_ticks(self.pid)
-        if ticks is None:
-            return os.path.exists("/proc/self") is False and _pid_exists(self.pid)
-        return self.started in (0, ticks)
+        if ticks is not None:
+            return self.started in (0, ticks)
+        if os.path.isdir("/proc/self"):
+            return False  # /proc works and has no such process
+        return _pid_exists(self.pid)  # no /proc (not Linux): the pid alone must do
 
 
 def current_owner() -> Owner:

@@ -86,11 +86,20 @@ def test_workers_together_finish_exactly_the_budget(tmp_path: Path, study_url: s
         assert sorted(c.trial_number for c in rows) == sorted(t.number for t in trials)
         assert {c.state for c in rows} == {"complete"}
         assert sum(c.is_baseline for c in rows) == len(config.baselines)
+        from paretoedge.search._controller import rank_candidates
         from paretoedge.storage._claims import list_claims
+
+        # the front stored last is the ranking of every complete candidate
+        complete = st.list_candidates(storage, study="synthetic", states=["complete"])
+        for device in config.devices:
+            page = st.get_front(storage, study="synthetic", device=device, max_rank=None)
+            stored = {e.candidate.trial_number: e.rank for e in page.entries}
+            assert stored == rank_candidates(config, device, complete)
 
         # every claim was bound to its trial (or given back); none is left unbound
         assert all(c.trial_number is not None for c in list_claims(storage, study="synthetic"))
-    # every worker reported the same finished study; more than one did work
-    assert all(json.loads(out)["complete"] == budget for out, _ in outs)
+    # a worker stops once the slots left are held by others' running trials, so it may
+    # report fewer complete trials than the budget, never more; more than one did work
+    assert all(json.loads(out)["complete"] <= budget for out, _ in outs)
     pids = {json.loads(line)["pid"] for line in log.read_text().splitlines()}
     assert len(pids) >= 2

@@ -7,7 +7,8 @@ exists, while the schema is created, while the baselines are enqueued) to inside
 while fronts are written. ``resume`` then runs *immediately* (no waiting for the heartbeat
 grace, which is 10 s here) and must leave: every Optuna trial with exactly one candidate row
 in the same state, nothing running, the baselines complete, exactly the budget of complete
-trials, and stored fronts equal to a fresh ranking of the complete candidates.
+trials, and stored fronts equal to a fresh ranking of the complete candidates. A quarter of
+the seeds also kill the first ``resume``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ def test_kill_at_a_random_moment_then_resume_at_once(tmp_path: Path, seed: int) 
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
+    if seed % 4 == 3:
+        # Kill the resume too (recovering a recovery), then resume again at once.
+        first = _start(cfg, url, "resume")
+        time.sleep(rng.uniform(0.8, 2.5))
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
     resume = _start(cfg, url, "resume")
     out, err = resume.communicate(timeout=120)
     if resume.returncode != 0:
