@@ -53,6 +53,7 @@ PARAM_TYPES: dict[str, type] = {
     "share.init": str,
     "hash.ratio": float,
     "hash.targets": str,
+    "hidden.keep": float,
 }
 LAYER_BITS_PREFIX = "quant.layer_bits."
 

@@ -36,6 +36,7 @@ _IDENTITY: dict[str, Any] = {
     "recovery.steps": 0,
     "share.groups": 10**9,
     "hash.ratio": 1.0,
+    "hidden.keep": 1.0,
 }
 
 
