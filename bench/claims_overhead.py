@@ -54,9 +54,7 @@ def run(url: str, trials: int) -> tuple[float, dict[str, float]]:
         "ffn.keep": [1.0, 0.75, 0.5],
         "quant.bits": [32, 16, 8, 4],
     }
-    config = synthetic_config(
-        budget={"trials": trials}, sampler={"name": "random"}, space=space
-    )
+    config = synthetic_config(budget={"trials": trials}, sampler={"name": "random"}, space=space)
     with tempfile.TemporaryDirectory() as tmp:
         runner = SearchRunner(
             config,

@@ -8,11 +8,12 @@ Usage::
 The teacher comes from ``paretoedge.teachers.get_teacher`` (fine-tuned once and cached).
 Every row is compressed from that teacher with :func:`paretoedge.compression.compress`,
 evaluated on the test split in PyTorch, exported to static-shape ONNX ([1, 64]) and timed
-in onnxruntime on this CPU. Latencies are measured side by side in one run: the sessions
-are timed round-robin (a block of runs of each model in turn, repeated), so load from
-other processes hits all rows alike, and each row reports the median against the
-uncompressed model's median. The int8 QDQ row is the real int8 ONNX file of the int8
-row, and its accuracy is measured by running that file in onnxruntime.
+in onnxruntime on this CPU, and its latency predicted by the hardware model on the
+``--devices`` profiles (default rpi4 and stm32h7). Latencies are measured side by side in
+one run: the sessions are timed round-robin (a block of runs of each model in turn,
+repeated), so load from other processes hits all rows alike, and each row reports the
+median against the uncompressed model's median. The int8 QDQ row is the real int8 ONNX
+file of the int8 row, and its accuracy is measured by running that file in onnxruntime.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from typing import Any
 
 def _rows(recovery: int, distill: int) -> list[tuple[str, dict[str, Any]]]:
     rec = {"recovery.steps": recovery, "recovery.batch_size": 16}
+    # binary/ternary: weight-only, trained through the quantisers (STE) with a larger lr
+    low_bit = {"quant.qat": True, "quant.act_bits": "none", **rec, "recovery.lr": 2e-4}
     return [
         ("fp32 (teacher)", {}),
         ("int8 PTQ (weights + act)", {"quant.bits": 8}),
@@ -52,6 +55,17 @@ def _rows(recovery: int, distill: int) -> list[tuple[str, dict[str, Any]]]:
                 **rec,
             },
         ),
+        (
+            "binary (1-bit) QAT + recovery",
+            {"quant.bits": 1, "quant.layer_bits.embeddings": 8, **low_bit},
+        ),
+        (
+            "ternary (2-bit) QAT + recovery",
+            {"quant.bits": 2, "quant.layer_bits.embeddings": 8, **low_bit},
+        ),
+        ("hidden 75% + recovery", {"hidden.keep": 0.75, **rec}),
+        ("share 3 groups (of 6 layers) + recovery", {"share.groups": 3, **rec}),
+        ("hashed 25% (attention + ffn) + recovery", {"hash.ratio": 0.25, **rec}),
         *_toolbox_rows(rec),
     ]
 
@@ -140,11 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     from paretoedge.compression import CompressionSpec, compress, export_onnx
+    from paretoedge.hardware_profiles import predict
     from paretoedge.tasks import load_task
     from paretoedge.teachers import get_teacher
     from paretoedge.training import evaluate, make_batches
 
     torch.set_num_threads(2)
+    devices = [d for d in args.devices.split(",") if d]
     recovery = (
         args.recovery_steps if args.recovery_steps is not None else (30 if args.quick else 100)
     )
@@ -216,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                         "stored_mb": qpath.stat().st_size / 1e6,
                         "accuracy": _ort_accuracy(sessions[qname], tokenizer, test, args.seq_len),
                         "wall_s": 0.0,
+                        "predicted": {d: predict(qpath, d).latency_ms for d in devices},
                     }
                 )
                 console.log(f"{qname}: acc {results[-1]['accuracy']:.4f}")

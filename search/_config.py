@@ -75,6 +75,7 @@ PARAM_TYPES: dict[str, type] = {
     "attention.kind": str,
     "attention.window": int,
     "attention.layers": str,
+    "hidden.keep": float,
 }
 LAYER_BITS_PREFIX = "quant.layer_bits."
 

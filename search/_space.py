@@ -39,6 +39,7 @@ _IDENTITY: dict[str, Any] = {
     "tensor.rank": 10**9,
     "exit.threshold": 1.0,
     "attention.kind": "softmax",
+    "hidden.keep": 1.0,
 }
 
 

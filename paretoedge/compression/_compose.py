@@ -37,6 +37,7 @@ from torch import nn
 from paretoedge.compression import _arch
 from paretoedge.compression._config import CompressionSpec
 from paretoedge.compression._context import CompressContext
+from paretoedge.compression._hidden import BUILT_HIDDEN_ATTR, shrink_hidden
 from paretoedge.compression._modules import (
     HashedLinear,
     LowRankEmbedding,
@@ -267,7 +268,15 @@ def load_compressed(path: str | Path) -> PreTrainedModel:
     structure = json.loads(structure_file.read_text())
     config = AutoConfig.from_pretrained(path)
     config._attn_implementation = "eager"
+    # a hidden-pruned model is built at its original width (BERT derives the head size
+    # from hidden_size), then narrowed; the weights are loaded afterwards
+    hidden = int(config.hidden_size)
+    built = getattr(config, BUILT_HIDDEN_ATTR, None)
+    if built is not None:
+        config.hidden_size = int(built)
     model = AutoModelForSequenceClassification.from_config(config)
+    if built is not None and int(built) != hidden:
+        shrink_hidden(model, torch.arange(hidden))
     apply_structure(model, structure)
     state: dict[str, torch.Tensor] = {}
     for file in sorted(path.glob("*.safetensors")):

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from paretoedge.compression._distill import DistillConfig
 from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
 from paretoedge.compression._hash import HashConfig
+from paretoedge.compression._hidden import HiddenConfig
 from paretoedge.compression._share import ShareConfig
 from paretoedge.compression._transform import Step, register_transform
 from paretoedge.compression._transform import sections as registered_sections
@@ -324,6 +325,7 @@ class CompressionSpec:
     tensor: TensorConfig | None = None
     attention: AttentionConfig | None = None
     exit: ExitConfig | None = None
+    hidden: HiddenConfig | None = None
 
     def __post_init__(self) -> None:
         for section in registered_sections():
