@@ -8,11 +8,12 @@ Usage::
 The teacher comes from ``paretoedge.teachers.get_teacher`` (fine-tuned once and cached).
 Every row is compressed from that teacher with :func:`paretoedge.compression.compress`,
 evaluated on the test split in PyTorch, exported to static-shape ONNX ([1, 64]) and timed
-in onnxruntime on this CPU. Latencies are measured side by side in one run: the sessions
-are timed round-robin (a block of runs of each model in turn, repeated), so load from
-other processes hits all rows alike, and each row reports the median against the
-uncompressed model's median. The int8 QDQ row is the real int8 ONNX file of the int8
-row, and its accuracy is measured by running that file in onnxruntime.
+in onnxruntime on this CPU, and its latency predicted by the hardware model on the
+``--devices`` profiles (default rpi4 and stm32h7). Latencies are measured side by side in
+one run: the sessions are timed round-robin (a block of runs of each model in turn,
+repeated), so load from other processes hits all rows alike, and each row reports the
+median against the uncompressed model's median. The int8 QDQ row is the real int8 ONNX
+file of the int8 row, and its accuracy is measured by running that file in onnxruntime.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from typing import Any
 
 def _rows(recovery: int, distill: int) -> list[tuple[str, dict[str, Any]]]:
     rec = {"recovery.steps": recovery, "recovery.batch_size": 16}
+    # binary/ternary: weight-only, trained through the quantisers (STE) with a larger lr
+    low_bit = {"quant.qat": True, "quant.act_bits": "none", **rec, "recovery.lr": 2e-4}
     return [
         ("fp32 (teacher)", {}),
         ("int8 PTQ (weights + act)", {"quant.bits": 8}),
@@ -52,6 +55,17 @@ def _rows(recovery: int, distill: int) -> list[tuple[str, dict[str, Any]]]:
                 **rec,
             },
         ),
+        (
+            "binary (1-bit) QAT + recovery",
+            {"quant.bits": 1, "quant.layer_bits.embeddings": 8, **low_bit},
+        ),
+        (
+            "ternary (2-bit) QAT + recovery",
+            {"quant.bits": 2, "quant.layer_bits.embeddings": 8, **low_bit},
+        ),
+        ("hidden 75% + recovery", {"hidden.keep": 0.75, **rec}),
+        ("share 3 groups (of 6 layers) + recovery", {"share.groups": 3, **rec}),
+        ("hashed 25% (attention + ffn) + recovery", {"hash.ratio": 0.25, **rec}),
         *_toolbox_rows(rec),
     ]
 
@@ -128,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--rows", default="", help="comma-separated row numbers to run")
     parser.add_argument(
-        "--devices", default="rpi4,stm32h7", help="hardware-model predictions (empty: none)"
+        "--devices",
+        default="rpi4,stm32h7",
+        help="comma-separated device profiles to predict latency on ('' for none)",
     )
     parser.add_argument(
         "--long-seq", type=int, default=256, help="second sequence length of attention rows"
@@ -140,11 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     from paretoedge.compression import CompressionSpec, compress, export_onnx
+    from paretoedge.hardware_profiles import predict
     from paretoedge.tasks import load_task
     from paretoedge.teachers import get_teacher
     from paretoedge.training import evaluate, make_batches
 
     torch.set_num_threads(2)
+    devices = [d for d in args.devices.split(",") if d]
     recovery = (
         args.recovery_steps if args.recovery_steps is not None else (30 if args.quick else 100)
     )
@@ -159,7 +177,6 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {int(i) for i in args.rows.split(",")}
         rows = [r for i, r in enumerate(rows) if i == 0 or i in wanted]
 
-    devices = [d for d in args.devices.split(",") if d]
     results: list[dict[str, Any]] = []
     sessions: dict[str, Any] = {}
     long_rows: list[dict[str, Any]] = []
@@ -216,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                         "stored_mb": qpath.stat().st_size / 1e6,
                         "accuracy": _ort_accuracy(sessions[qname], tokenizer, test, args.seq_len),
                         "wall_s": 0.0,
+                        "predicted": {d: predict(qpath, d).latency_ms for d in devices},
                     }
                 )
                 console.log(f"{qname}: acc {results[-1]['accuracy']:.4f}")
@@ -243,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             )[0]
             long_latency = _time_side_by_side(long_sessions, long_feed, rounds=3, block=5)
     for r in results:
-        if r["fractions"]:  # early exit: expected ORT latency over the exit distribution
+        if r.get("fractions"):  # early exit: expected ORT latency over the exit distribution
             prefixes = [latency.pop(f"{r['name']}#{k}") for k in range(len(r["fractions"]))]
             latency[r["name"]] = sum(f * t for f, t in zip(r["fractions"], prefixes, strict=True))
 
@@ -252,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         title=f"{args.model} on {args.task}: test accuracy on {len(test)} examples, "
         f"onnxruntime CPU latency [1, {args.seq_len}], {args.threads} thread(s)"
     )
-    cols = ("transform", "parameters", "stored MB", "test acc", "latency ms", "x fp32")
-    for col in (*cols, *(f"{d} ms (model)" for d in devices)):
+    columns = ["transform", "parameters", "stored MB", "test acc", "latency ms", "x fp32"]
+    columns += [f"{d} ms (pred.)" for d in devices]
+    for col in columns:
         table.add_column(col, justify="left" if col == "transform" else "right")
     for r in results:
         ms = latency[r["name"]]
@@ -266,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{ms / base:.2f}",
             *(f"{r['predicted'][d]:.2f}" for d in devices),
         )
-        if r["fractions"]:
+        if r.get("fractions"):
             print(f"{r['name']}: exit distribution {[round(f, 3) for f in r['fractions']]}")
     Console(width=160).print(table)
     if long_rows:

@@ -18,7 +18,11 @@ re-types them itself: a matmul whose weight is stored at <= 8 bits (``paretoedge
 metadata, or an int8/int4 initializer behind a ``DequantizeLinear``) and whose activations
 are quantized too (``act_bits: 8`` or a QDQ activation) runs at the profile's int8 peak,
 sub-8-bit weights pay the profile's unpack cost; a weight-only quantized matmul keeps fp32
-compute but moves fewer weight bytes; kernels that only dequantize or re-layout a weight are
+compute but moves fewer weight bytes, except binary and ternary (1/2-bit uniform) weights:
+no runtime has a float kernel for them, so they are unpacked to int8 (the profile's unpack
+cost) and run as an int8 matmul with activations quantized on the fly. None of our
+transforms binarizes activations, so no device is costed with XNOR-popcount kernels;
+kernels that only dequantize or re-layout a weight are
 folded away (runtimes do them at load time). Unstructured sparsity reduces work and weight
 bytes only at or above the profile's threshold, where sparse kernels pay off.
 """
@@ -208,7 +212,7 @@ def _kernel_work(
     extra = 0.0
     if k.kind == "matmul" and weight is not None:
         quant_act = weight.act_bits == 8 or act_quant
-        if weight.bits <= 8 and weight.scheme == "uniform" and quant_act:
+        if weight.bits <= 8 and weight.scheme == "uniform" and (quant_act or weight.bits <= 2):
             dtype = "int8"
             if weight.bits < 8 and profile.subbyte_mode == "unpack-int8":
                 extra = weight.numel * profile.unpack_ops_per_weight
@@ -223,8 +227,10 @@ def _kernel_work(
         macs = k.out_numel * kdim
         if weight is not None and weight.bits < 32:
             # a narrower weight walks its column at a narrower stride: it behaves like an
-            # fp32 weight with proportionally fewer columns (the loop nest stays scalar)
-            ndim = max(1, round(ndim * weight.bits / 32))
+            # fp32 weight with proportionally fewer columns (the loop nest stays scalar);
+            # binary/ternary weights are walked as the int8 they are unpacked to
+            bits = 8 if weight.bits <= 2 and dtype == "int8" else weight.bits
+            ndim = max(1, round(ndim * bits / 32))
         density = ops / k.flops if k.flops > 0 else 1.0  # sparse kernels, where they pay
         table_s = macs * density * table.ns(kdim, ndim) * 1e-9
         return _KernelWork(

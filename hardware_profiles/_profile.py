@@ -214,7 +214,9 @@ class DeviceProfile:
         target_host: Host target for GPU targets, or None.
         peak_gops: Peak throughput per compute dtype in Gop/s (a multiply-add is 2 ops).
         subbyte_mode / unpack_ops_per_weight: How weights under 8 bits are computed: unpacked
-            to int8 at that many extra ops per weight, or natively.
+            to int8 at that many extra ops per weight, or natively. Binary and ternary
+            (1/2-bit) weights always run as int8 kernels (unpacked, activations quantized on
+            the fly); XNOR-popcount would need binary activations, which nothing produces.
         memory_bandwidth_gbs: Sustained DRAM bandwidth in GB/s.
         schedule: ``tiled`` (the runtime blocks matmuls for cache reuse: only compulsory
             traffic) or ``naive`` (untuned loop nests: the weight operand is re-read once per

@@ -357,6 +357,15 @@ def _fmt(value: Any, pattern: str = "{:.4f}") -> str:
     return "-" if value is None else pattern.format(value)
 
 
+def _runtime_notes(flat: Mapping[str, Any]) -> str:
+    """The transforms' notes on how the exported files differ from what is stored."""
+    from paretoedge.compression import CompressionSpec
+    from paretoedge.compression._transform import card_notes
+
+    notes = card_notes(CompressionSpec.from_flat(flat))
+    return "".join(f"\n{note}\n" for note in notes)
+
+
 def model_card(
     study: StudyRecord,
     cand: CandidateRecord,
@@ -412,7 +421,7 @@ from study `{study.name}` (seed {study.seed}), rebuilt from the stored configura
 | key | value |
 |---|---|
 {spec_rows}
-
+{_runtime_notes(cand.spec)}
 ## Metrics
 
 | metric | value |

@@ -15,7 +15,8 @@ learns through the quantisers while PTQ quantises the recovered weights.
 A compressed model may have per-layer head counts, FFN widths and factored layers that
 its HF ``config.json`` cannot express. :func:`save_compressed` therefore writes, next to
 ``save_pretrained``'s files, ``paretoedge_structure.json`` (every Linear/Embedding shape,
-factored layers, head counts, quantisation records and activation quantisers);
+factored layers, head counts, quantisation records, activation quantisers and the groups
+of blocks sharing weights);
 :func:`load_compressed` rebuilds that skeleton from the config and loads the weights.
 """
 
@@ -36,13 +37,16 @@ from torch import nn
 from paretoedge.compression import _arch
 from paretoedge.compression._config import CompressionSpec
 from paretoedge.compression._context import CompressContext
+from paretoedge.compression._hidden import BUILT_HIDDEN_ATTR, shrink_hidden
 from paretoedge.compression._modules import (
+    HashedLinear,
     LowRankEmbedding,
     LowRankLinear,
     attach_act_quantizer,
     bake,
 )
 from paretoedge.compression._rebuild import is_rebuilt, needs_rebuild, rebuild_structure
+from paretoedge.compression._share import SHARE_ATTR, tie, untie
 from paretoedge.compression._stats import ModelStats, model_stats
 from paretoedge.compression._transform import BAKE_ORDER, ordered_steps, step_names
 from paretoedge.errors import ConfigError, DataError
@@ -168,6 +172,15 @@ def structure_of(model: nn.Module) -> dict[str, Any]:
                 "rank": m.rank,
                 "padding_idx": m.padding_idx,
             }
+        elif isinstance(m, HashedLinear):
+            modules[name] = {
+                "type": "hashed_linear",
+                "in": m.in_features,
+                "out": m.out_features,
+                "size": m.size,
+                "seed": m.seed,
+                "bias": m.bias is not None,
+            }
         elif isinstance(m, nn.Linear) and not name.endswith((".down", ".up", ".proj")):
             modules[name] = {
                 "type": "linear",
@@ -184,7 +197,10 @@ def structure_of(model: nn.Module) -> dict[str, Any]:
         if getattr(m, "paretoedge_quant", None)
     }
     act = [name for name, m in model.named_modules() if hasattr(m, "act_quant")]
-    return {"format": 1, "modules": modules, "heads": heads, "quant": quant, "act_quant": act}
+    structure = {"format": 1, "modules": modules, "heads": heads, "quant": quant, "act_quant": act}
+    if getattr(model, SHARE_ATTR, None):
+        structure["share"] = [list(g) for g in getattr(model, SHARE_ATTR)]
+    return structure
 
 
 def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
@@ -197,6 +213,8 @@ def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
             new: nn.Module = LowRankLinear(spec["in"], spec["out"], spec["rank"], spec["bias"])
         elif kind == "lowrank_embedding":
             new = LowRankEmbedding(spec["num"], spec["dim"], spec["rank"], spec["padding_idx"])
+        elif kind == "hashed_linear":
+            new = HashedLinear(spec["in"], spec["out"], spec["size"], spec["seed"], spec["bias"])
         else:
             old = model.get_submodule(name)
             if (old.in_features, old.out_features) == (spec["in"], spec["out"]):
@@ -211,6 +229,8 @@ def apply_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
         target.paretoedge_quant = dict(record)
     for name in structure["act_quant"]:
         attach_act_quantizer(model.get_submodule(name))
+    if structure.get("share"):
+        tie(model, [list(g) for g in structure["share"]])
     return model
 
 
@@ -225,8 +245,10 @@ def save_compressed(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     work: Any = bake(copy.deepcopy(model))
+    structure = structure_of(work)
+    untie(work)  # safetensors refuses shared storage; the structure file re-ties on load
     work.save_pretrained(out)
-    (out / STRUCTURE_FILE).write_text(json.dumps(structure_of(work), indent=1))
+    (out / STRUCTURE_FILE).write_text(json.dumps(structure, indent=1))
     spec = spec if spec is not None else getattr(model, "paretoedge_spec", None)
     if spec is not None:
         (out / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=1))
@@ -247,7 +269,15 @@ def load_compressed(path: str | Path) -> PreTrainedModel:
     structure = json.loads(structure_file.read_text())
     config = AutoConfig.from_pretrained(path)
     config._attn_implementation = "eager"
+    # a hidden-pruned model is built at its original width (BERT derives the head size
+    # from hidden_size), then narrowed; the weights are loaded afterwards
+    hidden = int(config.hidden_size)
+    built = getattr(config, BUILT_HIDDEN_ATTR, None)
+    if built is not None:
+        config.hidden_size = int(built)
     model = AutoModelForSequenceClassification.from_config(config)
+    if built is not None and int(built) != hidden:
+        shrink_hidden(model, torch.arange(hidden))
     state: dict[str, torch.Tensor] = {}
     for file in sorted(path.glob("*.safetensors")):
         state.update(load_file(str(file)))
@@ -265,7 +295,7 @@ def load_compressed(path: str | Path) -> PreTrainedModel:
         own = {k: v for k, v in structure["modules"].items() if not is_rebuilt(k)}
         apply_structure(model, {**structure, "modules": own, "quant": {}, "act_quant": []})
         rebuild_structure(model, saved_spec, state)
-        apply_structure(model, {**structure, "modules": {}, "heads": {}})
+        apply_structure(model, {**structure, "modules": {}, "heads": {}, "share": []})
     else:
         apply_structure(model, structure)
     model.load_state_dict(state, strict=True)

@@ -12,7 +12,7 @@ is checked against an allow-list on load, so a stored spec can never name arbitr
 The sections a spec knows are the transforms registered in
 :data:`~paretoedge.compression._transform.TRANSFORMS` (see that module for how to add one):
 this module registers the built-in configs defined here, and imports the modules of the
-others (``_distill``) so that reading a spec registers every transform.
+others (``_distill``, ``_share``, ...) so that reading a spec registers every transform.
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ from typing import Any, Literal
 
 from paretoedge.compression._distill import DistillConfig
 from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
+from paretoedge.compression._hash import HashConfig
+from paretoedge.compression._hidden import HiddenConfig
+from paretoedge.compression._share import ShareConfig
 from paretoedge.compression._transform import Step, register_transform
 from paretoedge.compression._transform import sections as registered_sections
 from paretoedge.errors import ConfigError, UnknownNameError
 
-ALLOWED_BITS = (32, 16, 8, 4)
+ALLOWED_BITS = (32, 16, 8, 4, 2, 1)
 LAYER_GROUPS = ("attention", "ffn", "embeddings", "head")
 LOWRANK_TARGETS = ("attention", "ffn", "embeddings")
 SPEC_VERSION = 1
@@ -145,7 +148,10 @@ class QuantConfig:
 
     Attributes:
         bits: Default weight bit-width of every Linear and of the word embeddings:
-            32 (float), 16 (float16), 8 or 4.
+            32 (float), 16 (float16), 8, 4, 2 (ternary: {-a, 0, +a} per row, zero band
+            below 0.7 mean|w|) or 1 (binary: sign x per-row mean |w|). Train binary and
+            ternary layers through their quantisers (``qat=True`` with ``recovery``: a
+            straight-through estimator and distillation from the teacher).
         scheme: ``"uniform"`` (symmetric, per output channel, one float scale per row) or
             ``"cluster"`` (k-means weight sharing: at most 2^bits distinct values per layer
             and a 2^bits-entry codebook; 16/32 bits stay float).
@@ -314,6 +320,9 @@ class CompressionSpec:
     prune: PruneConfig | None = None
     quant: QuantConfig | None = None
     recovery: RecoveryConfig | None = None
+    share: ShareConfig | None = None
+    hash: HashConfig | None = None
+    hidden: HiddenConfig | None = None
     tensor: TensorConfig | None = None
     attention: AttentionConfig | None = None
     exit: ExitConfig | None = None

@@ -34,8 +34,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from paretoedge.compression._hash import materialize
 from paretoedge.compression._modules import bake
 from paretoedge.compression._quant import set_act_quant_enabled
+from paretoedge.compression._share import SHARE_ATTR
 from paretoedge.compression._stats import layer_infos
 from paretoedge.errors import ConfigError
 
@@ -179,6 +181,38 @@ def _rename_weights(graph: Any, modules: Sequence[str]) -> None:
                 node.input[k] = renames[i]
 
 
+def _merge_identical_initializers(graph: Any) -> int:
+    """Keep one initializer per distinct content; returns how many were dropped.
+
+    Used for models with cross-layer sharing: the exporter's constant folding may give
+    every block its own (transposed) copy of a tied weight; merged, every block's MatMul
+    reads one initializer, as a runtime would store it.
+    """
+    import hashlib
+
+    from onnx import numpy_helper
+
+    first: dict[tuple[int, tuple[int, ...], str], str] = {}
+    renames: dict[str, str] = {}
+    for init in graph.initializer:
+        digest = hashlib.sha256(numpy_helper.to_array(init).tobytes()).hexdigest()
+        key = (init.data_type, tuple(init.dims), digest)
+        if key in first:
+            renames[init.name] = first[key]
+        else:
+            first[key] = init.name
+    if not renames:
+        return 0
+    kept = [i for i in graph.initializer if i.name not in renames]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name in renames:
+                node.input[k] = renames[name]
+    return len(renames)
+
+
 def _write_metadata(
     onnx_model: Any, model: nn.Module, *, spec_json: str, batch: int, seq_len: int, int8: bool
 ) -> None:
@@ -234,6 +268,8 @@ def _export_float(model: nn.Module, path: Path, *, batch: int, seq_len: int) -> 
             do_constant_folding=True,
         )
     onnx_model = onnx.load(str(path))
+    if getattr(model, SHARE_ATTR, None):
+        _merge_identical_initializers(onnx_model.graph)
     modules = [name for name, m in model.named_modules() if isinstance(m, nn.Linear | nn.Embedding)]
     _rename_weights(onnx_model.graph, modules)
     onnx.save(onnx_model, str(path))
@@ -287,7 +323,8 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     spec = spec if spec is not None else getattr(model, "paretoedge_spec", None)
     spec_json = spec.to_json() if spec is not None else json.dumps(None)
-    work = bake(copy.deepcopy(model)).eval()
+    # hashed layers run as ordinary MatMuls over their materialised weights
+    work = materialize(bake(copy.deepcopy(model))).eval()
     if not int8_qdq:
         _export_float(work, path, batch=batch, seq_len=seq_len)
         onnx_model = onnx.load(str(path))

@@ -165,12 +165,12 @@ _HANDLERS = "paretoedge.compression"
 # before recovery, which adapts the model to it; exit heads are trained last, on the final
 # (recovered, quantised, baked) backbone they will sit on.
 register_transform(
-    "tensor", TensorConfig, Step("tensor", order=450, handler=f"{_HANDLERS}._tensor:run_tensor")
+    "tensor", TensorConfig, Step("tensor", order=420, handler=f"{_HANDLERS}._tensor:run_tensor")
 )
 register_transform(
     "attention",
     AttentionConfig,
-    Step("attention", order=460, handler=f"{_HANDLERS}._attention:run_attention"),
+    Step("attention", order=470, handler=f"{_HANDLERS}._attention:run_attention"),
 )
 register_transform(
     "exit",

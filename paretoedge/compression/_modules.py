@@ -62,8 +62,40 @@ class Mask(nn.Module):
         return w * self.mask
 
 
+#: Ternary threshold as a fraction of the row's mean |w| (Li & Liu, Ternary Weight Networks:
+#: 0.7 E|w| approximately minimises the L2 error for Gaussian and uniform weights).
+TERNARY_DELTA = 0.7
+
+
+def binarize(w: torch.Tensor) -> torch.Tensor:
+    """1 bit: ``sign(w) * alpha`` per row, ``alpha`` the row's mean |w| (the L2-optimal
+    scale, XNOR-Net/BinaryBERT). Exact zeros (pruned weights) stay 0; a sparse layer is
+    stored with its occupancy bitmap, so they cost no extra code."""
+    alpha = w.abs().sum(dim=1, keepdim=True) / (w != 0).sum(dim=1, keepdim=True).clamp_min(1)
+    return torch.sign(w) * alpha
+
+
+def ternarize(w: torch.Tensor) -> torch.Tensor:
+    """2 bits: ``{-alpha, 0, +alpha}`` per row. Weights with ``|w| <= delta`` become 0,
+    ``delta = TERNARY_DELTA * mean|w|`` (a statistics-based threshold); ``alpha`` is the
+    mean |w| of the weights kept (the L2-optimal scale for that support)."""
+    delta = TERNARY_DELTA * w.abs().mean(dim=1, keepdim=True)
+    keep = w.abs() > delta
+    alpha = (w.abs() * keep).sum(dim=1, keepdim=True) / keep.sum(dim=1, keepdim=True).clamp_min(1)
+    return torch.sign(w) * keep * alpha
+
+
 def uniform_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """Symmetric per-row (output channel) quantise-dequantise to ``bits``; 0 stays 0."""
+    """Symmetric per-row (output channel) quantise-dequantise to ``bits``; 0 stays 0.
+
+    1 bit is :func:`binarize` and 2 bits :func:`ternarize` (a symmetric 2-bit grid has
+    only {-1, 0, 1} anyway; the ternary threshold places its zero band far better than
+    rounding at half the row maximum).
+    """
+    if bits == 1:
+        return binarize(w)
+    if bits == 2:
+        return ternarize(w)
     qmax = 2 ** (bits - 1) - 1
     scale = w.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / qmax
     return torch.clamp(torch.round(w / scale), -qmax, qmax) * scale
@@ -194,15 +226,94 @@ def attach_act_quantizer(linear: Any) -> ActQuantizer:
 
 
 def bake(model: nn.Module) -> nn.Module:
-    """Replace every parametrised weight by its current (masked/quantised) value, in place."""
+    """Replace every parametrised weight by its current (masked/quantised) value, in place.
+
+    Weights tied across modules (cross-layer sharing) stay tied: their parametrisations
+    share one ``original`` (and compute the same value), and every module gets the same
+    baked parameter.
+    """
     modules: list[Any] = list(model.modules())
+    baked: dict[int, nn.Parameter] = {}
     for module in modules:
         if parametrize.is_parametrized(module):
             for name in list(module.parametrizations.keys()):
+                key = id(module.parametrizations[name].original)
                 parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+                if key in baked:
+                    module.register_parameter(name, baked[key])
+                else:
+                    baked[key] = getattr(module, name)
     return model
 
 
 def weight_of(module: nn.Module) -> torch.Tensor:
     """The effective weight (parametrisations applied)."""
     return module.weight  # type: ignore[return-value]
+
+
+_MASK = 0xFFFFFFFF
+_MULT = 0x45D9F3B
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (multiply-xorshift) of non-negative int64 values < 2^32."""
+    x = ((x >> 16) ^ x) * _MULT & _MASK
+    x = ((x >> 16) ^ x) * _MULT & _MASK
+    return (x >> 16) ^ x
+
+
+def hash_tables(
+    out_features: int, in_features: int, size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(bucket index [out, in] in [0, size), sign [out, in] in {-1, 1}) for ``seed``.
+
+    A pure function of the shape, ``size`` and ``seed``: a device rebuilds the tables from
+    the seed, so they are never stored.
+    """
+    key = torch.arange(out_features * in_features, dtype=torch.int64)
+    salt = (seed * 2 + 1) & _MASK
+    bucket = _mix(key ^ salt) % size
+    sign = (_mix(key ^ ((salt * 7 + 3) & _MASK)) & 1) * 2 - 1
+    shape = (out_features, in_features)
+    return bucket.view(shape), sign.view(shape).to(torch.float32)
+
+
+class HashedLinear(nn.Module):
+    """A Linear whose weight is ``sign * real[bucket]`` (HashedNets, see ``_hash.py``).
+
+    ``real`` and ``bias`` are the parameters; ``bucket`` and ``sign`` are rebuilt from
+    ``seed`` and not saved (non-persistent buffers).
+    """
+
+    bucket: torch.Tensor
+    sign: torch.Tensor
+
+    def __init__(
+        self, in_features: int, out_features: int, size: int, seed: int, bias: bool = True
+    ) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.size, self.seed = size, seed
+        self.real = nn.Parameter(torch.zeros(size))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        bucket, sign = hash_tables(out_features, in_features, size, seed)
+        self.register_buffer("bucket", bucket, persistent=False)
+        self.register_buffer("sign", sign, persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.sign * self.real[self.bucket]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight, self.bias)
+
+    @torch.no_grad()
+    def project(self, weight: torch.Tensor) -> None:
+        """Set ``real`` to the least-squares fit of ``weight`` (mean of sign*w per bucket)."""
+        flat = self.bucket.flatten()
+        sums = torch.zeros(self.size).index_add_(0, flat, (self.sign * weight).flatten())
+        counts = torch.bincount(flat, minlength=self.size).clamp_min(1)
+        self.real.copy_(sums / counts)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, real={self.size}"

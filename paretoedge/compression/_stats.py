@@ -9,7 +9,9 @@ Stored bytes of a quantised weight matrix with n values at b bits:
   occupancy bitmap plus the non-zero values at b bits (plus scales/codebook).
 
 Everything else (biases, LayerNorm, position and token-type embeddings, unquantised
-layers) counts 4 bytes per parameter; non-persistent buffers count nothing.
+layers) counts 4 bytes per parameter; non-persistent buffers count nothing. A tensor shared
+by several modules (cross-layer sharing) is counted once. A hashed layer (HashedNets) counts
+its real parameter vector at 4 bytes per value plus its 8-byte seed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from paretoedge.compression._hash import SEED_BYTES
+from paretoedge.compression._modules import HashedLinear
 from paretoedge.compression._prune import prune_targets
 from paretoedge.compression._quant import quant_targets
 
@@ -109,31 +113,39 @@ def layer_infos(model: nn.Module) -> list[LayerInfo]:
     return infos
 
 
+def _weight_tensor(module: Any) -> Any:
+    """The parameter that stores a module's weight (a parametrised weight's ``original``)."""
+    if parametrize.is_parametrized(module, "weight"):
+        return module.parametrizations.weight.original
+    return module.weight
+
+
 @torch.no_grad()
 def model_stats(model: nn.Module) -> ModelStats:
     """Count parameters, zeros and stored bytes of ``model`` as it is now."""
     infos = layer_infos(model)
-    weight_ids = set()
-    for _, module in quant_targets(model):
-        if parametrize.is_parametrized(module, "weight"):
-            weight_ids.add(id(module.parametrizations.weight.original))
-        else:
-            weight_ids.add(id(module.weight))
+    weight_ids = {id(_weight_tensor(module)) for _, module in quant_targets(model)}
     parameters = nonzero = other_bytes = 0
-    for _, p in model.named_parameters():
+    for _, p in model.named_parameters():  # a tied parameter is listed once
         parameters += p.numel()
         if id(p) not in weight_ids:
             nonzero += int((p != 0).sum())
             other_bytes += p.numel() * 4
-    for _, module in quant_targets(model):
-        nonzero += int((module.weight != 0).sum())
+    # a hashed layer's parameters (real vector, bias) are counted above; add its seed
+    other_bytes += SEED_BYTES * sum(isinstance(m, HashedLinear) for m in model.modules())
+    stored: dict[int, int] = {}  # one entry per distinct (possibly shared) weight
+    for (_, module), info in zip(quant_targets(model), infos, strict=True):
+        key = id(_weight_tensor(module))
+        if key not in stored:
+            stored[key] = info.stored_bytes
+            nonzero += int((module.weight != 0).sum())
     targets = prune_targets(model)
     total = sum(m.weight.numel() for _, m in targets)
     zeros = sum(int((m.weight == 0).sum()) for _, m in targets)
     return ModelStats(
         parameters=parameters,
         nonzero_parameters=nonzero,
-        stored_bytes=other_bytes + sum(i.stored_bytes for i in infos),
+        stored_bytes=other_bytes + sum(stored.values()),
         sparsity=zeros / total if total else 0.0,
         layer_bits={i.module: i.bits for i in infos},
         layers=tuple(infos),

@@ -100,6 +100,7 @@ class Transform:
     config: type
     steps: tuple[Step, ...]
     check: str | Check | None = None
+    note: str | None = None
 
     def resolve_check(self) -> Check | None:
         if self.check is None or callable(self.check):
@@ -112,9 +113,16 @@ TRANSFORMS: Registry[Transform] = Registry("transform")
 
 
 def register_transform(
-    section: str, config: type, *steps: Step, check: str | Check | None = None
+    section: str,
+    config: type,
+    *steps: Step,
+    check: str | Check | None = None,
+    note: str | None = None,
 ) -> Transform:
     """Register ``config`` as the spec section ``section`` with its ``steps``.
+
+    ``note`` is a sentence for the model card of every export using the transform (what a
+    device runs when it differs from what is stored, e.g. materialised hashed weights).
 
     Raises:
         RuntimeError: a section, step name or order registered twice, or no step (these
@@ -129,7 +137,9 @@ def register_transform(
             raise RuntimeError(f"step {step.name!r} (order {step.order}) clashes with another")
         taken[step.name] = step.order
         orders.add(step.order)
-    transform = Transform(section=section, config=config, steps=tuple(steps), check=check)
+    transform = Transform(
+        section=section, config=config, steps=tuple(steps), check=check, note=note
+    )
     TRANSFORMS.register(section)(transform)
     return transform
 
@@ -151,3 +161,12 @@ def sections() -> dict[str, type]:
 def step_names() -> tuple[str, ...]:
     """Names of every step that can appear in ``applied``, in canonical order."""
     return tuple(step.name for _, step in ordered_steps())
+
+
+def card_notes(spec: Any) -> list[str]:
+    """The model-card notes of the transforms ``spec`` (a CompressionSpec) uses."""
+    return [
+        TRANSFORMS.get(name).note or ""
+        for name in sections()
+        if getattr(spec, name, None) is not None and TRANSFORMS.get(name).note
+    ]
