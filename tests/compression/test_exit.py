@@ -177,3 +177,10 @@ def _feed() -> dict[str, torch.Tensor]:
         "attention_mask": torch.ones_like(ids),
         "token_type_ids": torch.zeros_like(ids),
     }
+
+
+def test_exit_heads_on_a_model_with_int8_activations(tiny_bert, tokenizer, small_task):
+    spec = CompressionSpec.from_flat({"quant.bits": 8, "exit.layers": "1", "exit.steps": 2})
+    result = compress(tiny_bert, spec, tokenizer=tokenizer, task=small_task, seed=0)
+    assert result.applied == ("quant(ptq)", "calibrate", "exit")
+    assert hasattr(result.model.classifier, "act_quant")
