@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paretoedge.errors import ConfigError, NotFoundError
+from paretoedge.errors import ConfigError, NotFoundError, ParetoEdgeError
 
 if TYPE_CHECKING:
     from paretoedge.storage import CandidateRecord, Storage, StudyRecord
@@ -362,7 +362,10 @@ def _runtime_notes(flat: Mapping[str, Any]) -> str:
     from paretoedge.compression import CompressionSpec
     from paretoedge.compression._transform import card_notes
 
-    notes = card_notes(CompressionSpec.from_flat(flat))
+    try:
+        notes = card_notes(CompressionSpec.from_flat(flat))
+    except ParetoEdgeError:  # a spec this version cannot read: the table above still shows it
+        return ""
     return "".join(f"\n{note}\n" for note in notes)
 
 

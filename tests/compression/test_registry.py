@@ -83,3 +83,12 @@ def test_training_does_not_import_compression_and_reading_a_spec_needs_no_torch(
         "assert 'torch' not in sys.modules, 'torch'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_model_card_notes_come_from_the_transforms_used():
+    from paretoedge.export import _runtime_notes
+
+    notes = _runtime_notes({"hash.ratio": 0.5, "share.groups": 2, "prune.sparsity": 0.5})
+    assert "materialised weights" in notes and "every layer still runs" in notes
+    assert _runtime_notes({"prune.sparsity": 0.5}) == ""
+    assert _runtime_notes({"retired.key": 1}) == ""  # an unreadable old spec: no notes
