@@ -175,7 +175,6 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {int(i) for i in args.rows.split(",")}
         rows = [r for i, r in enumerate(rows) if i == 0 or i in wanted]
 
-    devices = [d for d in args.devices.split(",") if d]
     results: list[dict[str, Any]] = []
     sessions: dict[str, Any] = {}
     long_rows: list[dict[str, Any]] = []
@@ -260,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             )[0]
             long_latency = _time_side_by_side(long_sessions, long_feed, rounds=3, block=5)
     for r in results:
-        if r["fractions"]:  # early exit: expected ORT latency over the exit distribution
+        if r.get("fractions"):  # early exit: expected ORT latency over the exit distribution
             prefixes = [latency.pop(f"{r['name']}#{k}") for k in range(len(r["fractions"]))]
             latency[r["name"]] = sum(f * t for f, t in zip(r["fractions"], prefixes, strict=True))
 
@@ -283,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{ms / base:.2f}",
             *(f"{r['predicted'][d]:.2f}" for d in devices),
         )
-        if r["fractions"]:
+        if r.get("fractions"):
             print(f"{r['name']}: exit distribution {[round(f, 3) for f in r['fractions']]}")
     Console(width=160).print(table)
     if long_rows:

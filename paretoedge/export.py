@@ -293,6 +293,16 @@ def export_candidate(
         p.name: float(onnx_accuracy(p, tokenizer, task.test, cfg.seq_len)) for p in onnx_files
     }
     prediction = predict(onnx_path, device).to_dict(kernels=False)
+    exit_section = ""
+    if spec.exit is not None:
+        from paretoedge.search._exits import exit_card_section, export_exit_files
+
+        paths, expected, outcome = export_exit_files(
+            model, tokenizer, task.validation, onnx_path, device, seq_len=cfg.seq_len
+        )
+        files.update({f"onnx_exit{n}": p for n, p in paths.items()})
+        prediction["latency_ms"], prediction["energy_mj"] = expected.latency_ms, expected.energy_mj
+        exit_section = exit_card_section(paths, outcome, expected)
     stored = cand.metrics_for(device)
     if stored is not None and not math.isclose(
         stored.latency_ms, prediction["latency_ms"], rel_tol=0.01
@@ -326,6 +336,7 @@ def export_candidate(
     card = out / "README.md"
     card.write_text(
         model_card(srec, cand, result, model=cfg.model, task=cfg.task, seq_len=cfg.seq_len)
+        + exit_section
     )
     files["card"] = card
     if record:
@@ -334,7 +345,7 @@ def export_candidate(
             st.add_artifact(
                 storage,
                 candidate_id=cand.id,
-                kind="onnx" if kind == "onnx_int8" else kind,  # type: ignore[arg-type]
+                kind="onnx" if kind.startswith("onnx") else kind,  # type: ignore[arg-type]
                 path=str(path.resolve()),
                 sha256=digest,
                 bytes=size,

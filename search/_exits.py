@@ -132,3 +132,61 @@ def measure_exit_candidate(
     metrics, latencies = score_exits(paths, outcome.fractions, devices)
     write_sidecar(onnx_path, outcome, paths, latencies, metrics)
     return outcome.accuracy, metrics
+
+
+def export_exit_files(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Any],
+    onnx_path: Path,
+    device: str,
+    *,
+    seq_len: int,
+) -> tuple[dict[int, Path], DeviceMetrics, Any]:
+    """For ``paretoedge export``: the prefix files beside ``onnx_path``, the expected
+    metrics on ``device`` (exit distribution re-measured on ``examples``) and the outcome."""
+    from paretoedge.compression import exit_inference, export_exits
+    from paretoedge.training import make_batches
+
+    batches = make_batches(tokenizer, examples, batch_size=64, max_length=seq_len)
+    outcome = exit_inference(model, batches)
+    paths = export_exits(model, onnx_path, seq_len=seq_len)
+    metrics, latencies = score_exits(paths, outcome.fractions, [device])
+    write_sidecar(onnx_path, outcome, paths, latencies, metrics)
+    return paths, metrics[device], outcome
+
+
+def exit_card_section(paths: Mapping[int, Path], outcome: Any, metrics: DeviceMetrics) -> str:
+    """The model card's section on running the exit cascade."""
+    rows = "\n".join(
+        f"| `{paths[n].name}` | after {n} layers | {f:.3f} |"
+        for n, f in zip(outcome.layers, outcome.fractions, strict=True)
+    )
+    return f"""
+## Early exit
+
+This model answers from the first exit whose top softmax probability is at least
+**{outcome.threshold:g}**. Each prefix file computes the encoder up to its exit and the exit
+heads before it; run them in order and stop at the first confident `logits`:
+
+| file | exit | share of validation samples |
+|---|---|---|
+{rows}
+
+```python
+import numpy as np, onnxruntime as ort
+files = [{", ".join(repr(paths[n].name) for n in outcome.layers)}]
+sessions = [ort.InferenceSession(f) for f in files]
+for i, s in enumerate(sessions):
+    logits = s.run(["logits"], feed)[0]          # feed: input_ids, attention_mask, token_type_ids
+    p = np.exp(logits - logits.max(-1, keepdims=True)); p /= p.sum(-1, keepdims=True)
+    if p.max() >= {outcome.threshold:g} or i == len(sessions) - 1:
+        break
+```
+
+(A runtime that keeps state between prefixes would resume from the last hidden state
+instead of recomputing the first layers; these files are self-contained, so the hardware
+model costs a sample leaving at exit k as the k-th prefix.) The latency in the metrics above
+is the expected latency over the exit distribution; the worst case (no exit taken) is
+{metrics.latency_worst_ms or 0.0:.3f} ms. `exits.json` beside the files records both.
+"""

@@ -45,6 +45,7 @@ from paretoedge.compression._modules import (
     attach_act_quantizer,
     bake,
 )
+from paretoedge.compression._rebuild import is_rebuilt, needs_rebuild, rebuild_structure
 from paretoedge.compression._share import SHARE_ATTR, tie, untie
 from paretoedge.compression._stats import ModelStats, model_stats
 from paretoedge.compression._transform import BAKE_ORDER, ordered_steps, step_names
@@ -277,14 +278,27 @@ def load_compressed(path: str | Path) -> PreTrainedModel:
     model = AutoModelForSequenceClassification.from_config(config)
     if built is not None and int(built) != hidden:
         shrink_hidden(model, torch.arange(hidden))
-    apply_structure(model, structure)
     state: dict[str, torch.Tensor] = {}
     for file in sorted(path.glob("*.safetensors")):
         state.update(load_file(str(file)))
     if not state:
         raise DataError(f"{path} holds no *.safetensors weights")
-    model.load_state_dict(state, strict=True)
     spec_file = path / SPEC_FILE
-    if spec_file.is_file():
-        model.paretoedge_spec = CompressionSpec.from_dict(json.loads(spec_file.read_text()))
+    saved_spec = (
+        CompressionSpec.from_dict(json.loads(spec_file.read_text()))
+        if spec_file.is_file()
+        else None
+    )
+    if saved_spec is not None and needs_rebuild(saved_spec):
+        # shapes first, then the modules the spec rebuilds (their weights come from the
+        # file), then the quantisation records that may name those modules
+        own = {k: v for k, v in structure["modules"].items() if not is_rebuilt(k)}
+        apply_structure(model, {**structure, "modules": own, "quant": {}, "act_quant": []})
+        rebuild_structure(model, saved_spec, state)
+        apply_structure(model, {**structure, "modules": {}, "heads": {}, "share": []})
+    else:
+        apply_structure(model, structure)
+    model.load_state_dict(state, strict=True)
+    if saved_spec is not None:
+        model.paretoedge_spec = saved_spec
     return model.eval()

@@ -91,8 +91,11 @@ def attach_exits(model: Any, config: ExitConfig) -> None:
     for n in config.layers:
         head = ExitHead(hidden, labels)
         if pooler is not None and isinstance(classifier, nn.Linear):
-            head.dense.load_state_dict(pooler.dense.state_dict())
-            head.classifier.load_state_dict(classifier.state_dict())
+            # weights only: the originals may carry activation quantisers as submodules
+            with torch.no_grad():
+                for dst, src in ((head.dense, pooler.dense), (head.classifier, classifier)):
+                    dst.weight.copy_(src.weight)
+                    dst.bias.copy_(src.bias)
         heads[str(n)] = head
     model.paretoedge_exits = heads
     model.paretoedge_exit_threshold = float(config.threshold)

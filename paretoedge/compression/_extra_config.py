@@ -165,16 +165,33 @@ _HANDLERS = "paretoedge.compression"
 # before recovery, which adapts the model to it; exit heads are trained last, on the final
 # (recovered, quantised, baked) backbone they will sit on.
 register_transform(
-    "tensor", TensorConfig, Step("tensor", order=450, handler=f"{_HANDLERS}._tensor:run_tensor")
+    "tensor",
+    TensorConfig,
+    Step("tensor", order=420, handler=f"{_HANDLERS}._tensor:run_tensor"),
+    note=(
+        "Tensor decomposition: the ONNX graph computes with the factors (a factored word "
+        "embedding gathers one row of its first factor and expands it through small matmuls; "
+        "Q/K/V share one input and one output factor), and the hardware model costs exactly "
+        "those kernels."
+    ),
 )
 register_transform(
     "attention",
     AttentionConfig,
-    Step("attention", order=460, handler=f"{_HANDLERS}._attention:run_attention"),
+    Step("attention", order=470, handler=f"{_HANDLERS}._attention:run_attention"),
+    note=(
+        "Efficient attention: the chosen layers run block-local or linear attention in the "
+        "ONNX graph too; its gain grows with the sequence length (the predicted latency is "
+        "for the exported length only)."
+    ),
 )
 register_transform(
     "exit",
     ExitConfig,
     Step("exit", order=980, handler=f"{_HANDLERS}._exit:run_exit"),
     check=f"{_HANDLERS}._exit:check_exit",
+    note=(
+        "Early exit: `model.onnx` is the full path without the exits; run the per-exit "
+        "prefix files as described in the Early exit section to get the expected latency."
+    ),
 )

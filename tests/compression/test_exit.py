@@ -140,3 +140,47 @@ def test_one_onnx_per_prefix_matches_pytorch(tiny_bert, tmp_path):
     n1 = sum(1 for n in onnx.load(str(paths[1])).graph.node if n.op_type == "Softmax")
     n2 = sum(1 for n in onnx.load(str(paths[2])).graph.node if n.op_type == "Softmax")
     assert (n1, n2) == (1, 2)
+
+
+def test_save_and_load_round_trip_with_all_three(tiny_bert, tokenizer, small_task, tmp_path):
+    from paretoedge.compression import load_compressed, save_compressed
+
+    spec = CompressionSpec.from_flat(
+        {
+            "heads.keep": 0.5,
+            "tensor.method": "tt",
+            "tensor.rank": 4,
+            "tensor.targets": "attention",
+            "attention.kind": "local",
+            "attention.window": 4,
+            "quant.bits": 8,
+            "quant.act_bits": "none",
+            "exit.layers": "1",
+            "exit.steps": 3,
+        }
+    )
+    model = compress(tiny_bert, spec, tokenizer=tokenizer, task=small_task, seed=0).model
+    save_compressed(model, tmp_path / "hf", spec=spec)
+    loaded = load_compressed(tmp_path / "hf")
+    x = {k: v for k, v in _feed().items()}
+    with torch.no_grad():
+        for a, b in zip(all_logits(model, x), all_logits(loaded, x), strict=True):
+            assert torch.allclose(a, b, atol=1e-6)
+    assert loaded.paretoedge_exit_threshold == spec.exit.threshold
+
+
+def _feed() -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(3)
+    ids = torch.randint(1000, 5000, (2, 12), generator=gen)
+    return {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "token_type_ids": torch.zeros_like(ids),
+    }
+
+
+def test_exit_heads_on_a_model_with_int8_activations(tiny_bert, tokenizer, small_task):
+    spec = CompressionSpec.from_flat({"quant.bits": 8, "exit.layers": "1", "exit.steps": 2})
+    result = compress(tiny_bert, spec, tokenizer=tokenizer, task=small_task, seed=0)
+    assert result.applied == ("quant(ptq)", "calibrate", "exit")
+    assert hasattr(result.model.classifier, "act_quant")
