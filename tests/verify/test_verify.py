@@ -86,6 +86,7 @@ def study_url(tmp_path: Path) -> str:
     return url
 
 
+@pytest.mark.slow
 def test_verify_times_the_front_and_stores_it_beside_the_prediction(
     study_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
