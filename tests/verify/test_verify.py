@@ -26,7 +26,7 @@ STUDY: dict[str, Any] = {
     "teacher": {"epochs": 0.01},
     "space": {"ffn.keep": [1.0, 0.5], "quant.bits": [32, 8]},
     "objectives": ["accuracy", "latency_ms", "size_bytes"],
-    "devices": [DEVICE, "rpi4"],
+    "devices": [DEVICE, "rpi4", "host"],
     "sampler": {"name": "random"},
     "budget": {"trials": 2},
     "recovery": {"steps": 0},
@@ -171,7 +171,7 @@ def test_verify_times_the_front_and_stores_it_beside_the_prediction(
     ("extra", "needle"),
     [
         (["--device", "rpi4"], "runs on this machine"),
-        (["--device", "host"], "device='host'"),
+        (["--device", "pixel-a76"], "device='pixel-a76'"),
         (["--device", DEVICE, "--top", "0"], "--top"),
         (["--device", DEVICE, "--repeats", "1"], "--repeats"),
     ],
@@ -183,6 +183,19 @@ def test_verify_errors_are_one_line_exit_2(
     assert main(["verify", "tiny-verify", *extra, "--storage", study_url]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.tvm
+def test_verify_on_tvm_times_the_host_build(
+    study_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["verify", "tiny-verify", "--device", "host", "--top", "1", "--repeats", "3"]
+    assert main([*args, "--storage", study_url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["runtime"] == "tvm-default" and report["threads"] == 2
+    (member,) = report["members"]
+    assert member["trial"] == 2 and member["artifact"] == "tvm" and member["measured_ms"] > 0
 
 
 def test_unknown_study_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
