@@ -254,7 +254,17 @@ def build_manifest(
         vals = [getattr(m, key) for m in members]
         return {"min": min(vals), "max": max(vals), "ratio": max(vals) / max(1, min(vals))}
 
+    from paretoedge.measure import RUNTIMES
+
     threads = profile.cores
+    kit_runtime = profile.runtime if profile.runtime in RUNTIMES else None
+    measure_step = (
+        f"on the board: python -m paretoedge.measure *.onnx --runtime {kit_runtime} "
+        f"--threads {threads} --out timings.csv"
+        if kit_runtime is not None
+        else f"on the board: time each file in {profile.runtime} (the measuring kit has no "
+        f"{profile.runtime} adapter) and write timings.csv with columns onnx,latency_ms"
+    )
     return {
         "study": study,
         "device": profile.name,
@@ -267,8 +277,7 @@ def build_manifest(
         "spread": {k: span(k) for k in ("parameters", "weight_bytes", "linear_macs")},
         "structures": [m.to_dict() for m in members],
         "steps": [
-            f"on the board: python -m paretoedge.measure *.onnx --runtime {profile.runtime} "
-            f"--threads {threads} --out timings.csv",
+            measure_step,
             f"here: paretoedge calibrate --device {profile.name} --measurements timings.csv "
             "--name MYBOARD",
             f"here: paretoedge add-device {study} --device MYBOARD",

@@ -125,3 +125,24 @@ def test_export_set_errors_are_one_line(study_url: str, tmp_path: Path, capsys) 
     assert main([*base, "--device", "host-ort", "--n", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--n" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("device", "step"),
+    [("host-ort", "--runtime onnxruntime --threads 1"), ("mali-g76", "no tvm-default adapter")],
+)
+def test_manifest_coverage_spread_and_steps(device: str, step: str) -> None:
+    from paretoedge.calibration_set import SetMember, build_manifest
+    from paretoedge.hardware_profiles import load_profile
+
+    members = [
+        SetMember("s00.onnx", {"heads.keep": 1.0, "ffn.keep": 1.0}, {}, 100, 400, 1000),
+        SetMember("s01.onnx", {"heads.keep": 0.5, "ffn.keep": 0.5}, {}, 50, 100, 300),
+    ]
+    manifest = build_manifest("tiny-set", load_profile(device), _config(), members)
+    assert manifest["coverage"]["heads.keep"] == {"covered": [0.5, 1.0], "missing": []}
+    assert manifest["coverage"]["ffn.keep"]["missing"] == [0.75]
+    assert manifest["coverage"]["quant.bits"]["missing"] == [32, 8]
+    assert manifest["spread"]["weight_bytes"] == {"min": 100, "max": 400, "ratio": 4.0}
+    assert step in manifest["steps"][0]
+    assert manifest["steps"][2] == "here: paretoedge add-device tiny-set --device MYBOARD"
