@@ -185,49 +185,43 @@ def _check(study: StudyRecord, cand: CandidateRecord, device: str) -> None:
         raise ConfigError("trial", cand.trial_number, f"a complete trial (trial is {cand.state})")
 
 
-def export_candidate(
-    storage: Storage,
-    *,
-    study: str,
-    trial: int,
-    device: str,
-    out: Path,
-    progress: bool = False,
-    record: bool = True,
-) -> ExportResult:
-    """Rebuild trial ``trial`` of ``study`` and write it for ``device`` (see module doc).
+@dataclass(frozen=True)
+class RebuiltCandidate:
+    """A stored candidate rebuilt by the search pipeline's steps (see the module doc).
+
+    Attributes:
+        model / tokenizer: The compressed model (eval mode) and the teacher's tokenizer.
+        config: The study's validated config; ``task`` is its task with the data limits.
+        accuracy: Validation accuracy of the rebuilt model (``None`` when not measured).
+    """
+
+    study: StudyRecord
+    candidate: CandidateRecord
+    config: Any
+    task: Any
+    spec: Any
+    model: Any
+    tokenizer: Any
+    accuracy: float | None
+
+
+def build_model(config: Any, spec: Any, *, progress: bool = False) -> tuple[Any, Any, Any]:
+    """The study's cached teacher compressed by ``spec``, as the search built it.
 
     Args:
-        record: Store the written files as artifacts of the candidate.
+        config: The study's validated :class:`~paretoedge.search.StudyConfig`.
+        spec: A :class:`~paretoedge.compression.CompressionSpec`.
 
-    Raises:
-        NotFoundError: No such study or trial.
-        ConfigError: ``device`` is not a device of the study, or the trial is not complete.
-        LoweringError: TVM cannot build the model for the device's target.
+    Returns:
+        ``(model in eval mode, tokenizer, task with the study's data limits)``.
     """
     import torch
 
-    from paretoedge import storage as st
-    from paretoedge.compression import (
-        CompressionSpec,
-        compress,
-        export_onnx,
-        model_stats,
-        save_compressed,
-    )
-    from paretoedge.hardware_profiles import predict
-    from paretoedge.search import parse_config
-    from paretoedge.search._evaluator import onnx_accuracy
+    from paretoedge.compression import compress
     from paretoedge.tasks import load_task
     from paretoedge.teachers import get_teacher
-    from paretoedge.training import evaluate, make_batches
 
-    srec = st.get_study(storage, name=study)
-    cand = st.get_candidate(storage, study=study, trial_number=trial)
-    _check(srec, cand, device)
-    cfg = parse_config(srec.config, check_names=False)
-    spec = CompressionSpec.from_flat(dict(cand.spec))
-
+    cfg = config
     task = load_task(cfg.task)
     lim = cfg.data
     task = replace(
@@ -258,37 +252,126 @@ def export_candidate(
             progress=progress,
         ).model
     model.eval()
-    accuracy = float(evaluate(model, tokenizer, task.validation, max_length=cfg.seq_len))
-    if cand.accuracy is not None and abs(accuracy - cand.accuracy) > 1e-6:
-        _log.warning(
-            "rebuilt trial %d has validation accuracy %.4f, stored %.4f",
-            trial,
-            accuracy,
-            cand.accuracy,
+    return model, tokenizer, task
+
+
+def rebuild_candidate(
+    storage: Storage,
+    *,
+    study: str,
+    trial: int,
+    device: str | None = None,
+    progress: bool = False,
+    evaluate_accuracy: bool = True,
+) -> RebuiltCandidate:
+    """Rebuild trial ``trial`` of ``study`` from what the database holds.
+
+    The one place that turns a stored candidate back into a model: ``paretoedge export``
+    and ``paretoedge verify`` both call it.
+
+    Raises:
+        NotFoundError: No such study or trial.
+        ConfigError: ``device`` is given and not a device of the study, or the trial is
+            not complete.
+    """
+    from paretoedge import storage as st
+    from paretoedge.compression import CompressionSpec
+    from paretoedge.search import parse_config
+    from paretoedge.training import evaluate
+
+    srec = st.get_study(storage, name=study)
+    cand = st.get_candidate(storage, study=study, trial_number=trial)
+    if device is not None:
+        _check(srec, cand, device)
+    elif cand.state != "complete":
+        raise ConfigError("trial", trial, f"a complete trial (trial is {cand.state})")
+    cfg = parse_config(srec.config, check_names=False)
+    spec = CompressionSpec.from_flat(dict(cand.spec))
+    model, tokenizer, task = build_model(cfg, spec, progress=progress)
+    accuracy = None
+    if evaluate_accuracy:
+        accuracy = float(evaluate(model, tokenizer, task.validation, max_length=cfg.seq_len))
+        if cand.accuracy is not None and abs(accuracy - cand.accuracy) > 1e-6:
+            _log.warning(
+                "rebuilt trial %d has validation accuracy %.4f, stored %.4f",
+                trial,
+                accuracy,
+                cand.accuracy,
+            )
+    return RebuiltCandidate(srec, cand, cfg, task, spec, model, tokenizer, accuracy)
+
+
+def export_onnx_files(
+    model: Any, out: Path, *, seq_len: int, spec: Any, tokenizer: Any, task: Any
+) -> dict[str, Path]:
+    """Write ``model.onnx`` (float, with the ``paretoedge.*`` metadata the hardware model
+    reads) and, for a candidate with 8-bit layers, ``model.int8.onnx`` (static int8 QDQ,
+    calibrated on the first 64 training examples) into ``out``.
+
+    Returns:
+        ``{"onnx": path}`` plus ``"onnx_int8"`` when written.
+    """
+    from paretoedge.compression import export_onnx, model_stats
+    from paretoedge.training import make_batches
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"onnx": export_onnx(model, out / "model.onnx", seq_len=seq_len, spec=spec)}
+    if 8 in model_stats(model).layer_bits.values():
+        calibration = make_batches(tokenizer, task.train[:64], batch_size=16, max_length=seq_len)
+        files["onnx_int8"] = export_onnx(
+            model,
+            out / "model.int8.onnx",
+            seq_len=seq_len,
+            int8_qdq=True,
+            calibration=calibration,
+            spec=spec,
         )
+    return files
+
+
+def export_candidate(
+    storage: Storage,
+    *,
+    study: str,
+    trial: int,
+    device: str,
+    out: Path,
+    progress: bool = False,
+    record: bool = True,
+) -> ExportResult:
+    """Rebuild trial ``trial`` of ``study`` and write it for ``device`` (see module doc).
+
+    Args:
+        record: Store the written files as artifacts of the candidate.
+
+    Raises:
+        NotFoundError: No such study or trial.
+        ConfigError: ``device`` is not a device of the study, or the trial is not complete.
+        LoweringError: TVM cannot build the model for the device's target.
+    """
+    from paretoedge import storage as st
+    from paretoedge.compression import save_compressed
+    from paretoedge.hardware_profiles import predict
+    from paretoedge.search._evaluator import onnx_accuracy
+
+    rebuilt = rebuild_candidate(storage, study=study, trial=trial, device=device, progress=progress)
+    srec, cand, cfg = rebuilt.study, rebuilt.candidate, rebuilt.config
+    model, tokenizer, spec, task = rebuilt.model, rebuilt.tokenizer, rebuilt.spec, rebuilt.task
+    accuracy = rebuilt.accuracy
+    assert accuracy is not None
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     save_compressed(model, out / "hf", tokenizer=tokenizer, spec=spec)
     files["hf"] = out / "hf"
-    onnx_path = export_onnx(model, out / "model.onnx", seq_len=cfg.seq_len, spec=spec)
-    files["onnx"] = onnx_path
-    onnx_files = [onnx_path]
-    if 8 in model_stats(model).layer_bits.values():
-        calibration = make_batches(
-            tokenizer, task.train[:64], batch_size=16, max_length=cfg.seq_len
+    files.update(
+        export_onnx_files(
+            model, out, seq_len=cfg.seq_len, spec=spec, tokenizer=tokenizer, task=task
         )
-        int8 = export_onnx(
-            model,
-            out / "model.int8.onnx",
-            seq_len=cfg.seq_len,
-            int8_qdq=True,
-            calibration=calibration,
-            spec=spec,
-        )
-        files["onnx_int8"] = int8
-        onnx_files.append(int8)
+    )
+    onnx_path = files["onnx"]
+    onnx_files = [files[k] for k in ("onnx", "onnx_int8") if k in files]
     test_acc = {
         p.name: float(onnx_accuracy(p, tokenizer, task.test, cfg.seq_len)) for p in onnx_files
     }

@@ -126,7 +126,7 @@ def front(
     offset: Offset = 0,
 ) -> FrontOut:
     """The Pareto front of a study on one device, filtered, sorted and paged."""
-    from paretoedge.storage import get_front
+    from paretoedge.storage import get_front, get_measured_latencies
 
     page = get_front(
         storage,
@@ -141,7 +141,10 @@ def front(
         max_rank=None if all_ranks else max_rank,
         baselines=baselines,
     )
-    return FrontOut.from_page(page)
+    measured = get_measured_latencies(
+        storage, candidate_ids=[e.candidate.id for e in page.entries], device=device
+    )
+    return FrontOut.from_page(page, {cid: m.median_ms for cid, m in measured.items()})
 
 
 @read.get(

@@ -148,12 +148,13 @@ class FrontEntryOut(_Out):
     test_accuracy: float | None
     size_bytes: int | None
     latency_ms: float
+    measured_latency_ms: float | None = None
     peak_memory_bytes: int
     energy_mj: float | None
     feasible: bool
 
     @classmethod
-    def from_entry(cls, e: FrontEntry) -> FrontEntryOut:
+    def from_entry(cls, e: FrontEntry, measured_ms: float | None = None) -> FrontEntryOut:
         from paretoedge._plot import spec_summary
 
         c, m = e.candidate, e.metrics
@@ -168,6 +169,7 @@ class FrontEntryOut(_Out):
             test_accuracy=c.test_accuracy,
             size_bytes=c.size_bytes,
             latency_ms=m.latency_ms,
+            measured_latency_ms=measured_ms,
             peak_memory_bytes=m.peak_memory_bytes,
             energy_mj=m.energy_mj,
             feasible=m.feasible,
@@ -185,14 +187,16 @@ class FrontOut(_Out):
     entries: list[FrontEntryOut]
 
     @classmethod
-    def from_page(cls, p: FrontPage) -> FrontOut:
+    def from_page(cls, p: FrontPage, measured_ms: dict[int, float] | None = None) -> FrontOut:
+        """``measured_ms``: latency measured by ``paretoedge verify``, by candidate id."""
+        got = measured_ms or {}
         return cls(
             study=p.study,
             device=p.device,
             total=p.total,
             limit=p.limit,
             offset=p.offset,
-            entries=[FrontEntryOut.from_entry(e) for e in p.entries],
+            entries=[FrontEntryOut.from_entry(e, got.get(e.candidate.id)) for e in p.entries],
         )
 
 

@@ -24,7 +24,7 @@ def _open(storage: str | None):  # noqa: ANN202
     return open_storage(storage or get_settings().storage)
 
 
-def _fmt(value: float, pattern: str = "{:.3f}") -> str:
+def _fmt(value: float | None, pattern: str = "{:.3f}") -> str:
     return "-" if value is None or math.isnan(value) else pattern.format(value)
 
 

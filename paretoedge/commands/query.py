@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from paretoedge.storage import FrontPage, Storage
+    from collections.abc import Mapping
+
+    from paretoedge.storage import FrontPage, MeasuredLatencyRecord, Storage
 
 _STORAGE_HELP = "Database URL (default: PARETOEDGE_STORAGE or sqlite:///paretoedge.db)."
 #: Largest trial number (trial numbers are 32-bit integers in the database).
@@ -42,9 +44,12 @@ def _num(value: float | None, pattern: str = "{:.4f}") -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def front_rows(page: FrontPage) -> list[dict[str, Any]]:
+def front_rows(
+    page: FrontPage, measured: Mapping[int, MeasuredLatencyRecord] | None = None
+) -> list[dict[str, Any]]:
     """Flat rows of a front page (the CSV/JSON output of ``paretoedge front``): one per
-    distinct candidate, a twin's trial numbers in ``also_trials``."""
+    distinct candidate, a twin's trial numbers in ``also_trials``; ``measured_ms`` is the
+    latency ``paretoedge verify`` measured (by candidate id)."""
     from paretoedge._describe import collapse_twins, describe_spec
 
     rows = []
@@ -60,6 +65,9 @@ def front_rows(page: FrontPage) -> list[dict[str, Any]]:
                 "accuracy": c.accuracy,
                 "test_accuracy": c.test_accuracy,
                 "latency_ms": m.latency_ms,
+                "measured_ms": (
+                    measured[c.id].median_ms if measured and c.id in measured else None
+                ),
                 "size_mb": None if c.size_bytes is None else c.size_bytes / 1e6,
                 "peak_memory_mb": m.peak_memory_bytes / 1e6,
                 "energy_mj": m.energy_mj,
@@ -124,7 +132,7 @@ def register(app: typer.Typer) -> None:
         """The Pareto front of a study on one device, with filters (baselines marked; a
         dominated baseline is listed after the front for reference)."""
         from paretoedge.errors import ConfigError
-        from paretoedge.storage import FRONT_SORTS, get_front
+        from paretoedge.storage import FRONT_SORTS, get_front, get_measured_latencies
 
         if sort not in FRONT_SORTS:
             raise ConfigError("--sort", sort, FRONT_SORTS)
@@ -142,7 +150,10 @@ def register(app: typer.Typer) -> None:
                 limit=limit,
                 baselines=baselines,
             )
-        rows = front_rows(page)
+            measured = get_measured_latencies(
+                st, candidate_ids=[e.candidate.id for e in page.entries], device=device
+            )
+        rows = front_rows(page, measured)
         if fmt == "json":
             doc = {"study": name, "device": device, "total": page.total, "entries": rows}
             typer.echo(json.dumps(doc, indent=2))
@@ -164,7 +175,10 @@ def register(app: typer.Typer) -> None:
         table = Table(
             title=f"{name}: Pareto front on {device} ({page.total} match{shown}, by {sort})"
         )
-        for col in ("trial", "config", "val acc", "test acc", "latency ms", "size MB", "fits"):
+        cols = ["trial", "config", "val acc", "test acc", "latency ms", "size MB", "fits"]
+        if measured:
+            cols.insert(5, "measured ms")
+        for col in cols:
             table.add_column(col, justify="left" if col == "config" else "right")
         for r in rows:
             config = r["config"]
@@ -175,7 +189,7 @@ def register(app: typer.Typer) -> None:
                     config += f" [dim](dominated, rank {r['rank']})[/]"
             if r["also_trials"]:
                 config += f" (also trials {', '.join(map(str, r['also_trials']))})"
-            table.add_row(
+            cells = [
                 str(r["trial"]),
                 config,
                 _num(r["accuracy"]),
@@ -183,7 +197,10 @@ def register(app: typer.Typer) -> None:
                 f"{r['latency_ms']:.3f}",
                 _num(r["size_mb"], "{:.3f}"),
                 "yes" if r["feasible"] else "no",
-            )
+            ]
+            if measured:
+                cells.insert(5, _num(r["measured_ms"], "{:.3f}"))
+            table.add_row(*cells)
         Console().print(table)
 
     @app.command("show")

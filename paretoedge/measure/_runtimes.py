@@ -152,16 +152,19 @@ class TfliteAdapter(RuntimeAdapter):
     suffixes = (".tflite",)
 
     def load(self, path: Path, *, threads: int) -> RunFn:
-        interpreter_cls: Any
-        try:
-            from ai_edge_litert.interpreter import Interpreter as interpreter_cls
-        except ImportError:
+        import importlib
+
+        interpreter_cls: Any = None
+        for module in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"):
             try:
-                from tflite_runtime.interpreter import Interpreter as interpreter_cls
+                interpreter_cls = importlib.import_module(module).Interpreter
+                break
             except ImportError:
-                raise RuntimeMissingError(
-                    self.name, "pip install ai-edge-litert (the LiteRT interpreter)"
-                ) from None
+                continue
+        if interpreter_cls is None:
+            raise RuntimeMissingError(
+                self.name, "pip install ai-edge-litert (the LiteRT interpreter)"
+            )
         try:
             interp = interpreter_cls(model_path=str(path), num_threads=threads)
             interp.allocate_tensors()

@@ -116,7 +116,7 @@ def pin_cpus(cpus: Sequence[int]) -> None:
     setaffinity = getattr(os, "sched_setaffinity", None)
     if setaffinity is None:
         raise ConfigError("cpus", list(cpus), "no CPU pinning on this platform; leave it out")
-    available = os.sched_getaffinity(0)  # type: ignore[attr-defined]
+    available = os.sched_getaffinity(0)
     unknown = sorted(set(cpus) - set(available))
     if not cpus or unknown:
         raise ConfigError("cpus", list(cpus), f"CPUs of this machine: {sorted(available)}")

@@ -82,7 +82,7 @@ def _positive(field: str, value: Any) -> float:
     return float(value)
 
 
-def _record(row: Mapping[str, Any]) -> MeasuredLatencyRecord:
+def _record(row: Mapping[str, Any] | Any) -> MeasuredLatencyRecord:
     at = row["measured_at"]
     return MeasuredLatencyRecord(
         candidate_id=row["candidate_id"],
