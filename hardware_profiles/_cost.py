@@ -216,6 +216,9 @@ def _kernel_work(
         else:
             act_bytes += a.numel * dtype_bytes(a.dtype)
             act_quant = act_quant or a.via_dequantize
+    if k.kind == "gather":
+        # an embedding lookup reads the rows it returns, not its whole table
+        weight_bytes = min(weight_bytes, k.out_numel * dtype_bytes(k.out_dtype))
     dtype = "fp16" if "float16" in k.out_dtype else "fp32"
     ops = k.flops
     extra = 0.0
@@ -326,7 +329,10 @@ def cost_terms(prepared: PreparedGraph, lowered: LoweredGraph, profile: DevicePr
         if not k.weight_dequantize
     ]
     stored = sum(stored_weight_bytes(w, profile) for w in prepared.weights.values())
-    weights_in_dram = stored > profile.llc_bytes
+    # the weights every call streams (embedding tables are looked up, not streamed): when
+    # they do not fit the last-level cache, each call reads them from DRAM again
+    streamed = sum(w.weight_bytes for w in works if w.kind != "gather")
+    weights_in_dram = streamed > profile.llc_bytes
     llc = profile.llc_bytes
     kind_index = {k: i for i, k in enumerate(KERNEL_KINDS)}
     compute = []
