@@ -53,7 +53,7 @@ from ._profile import KERNEL_KINDS, PROXY_KINDS, DeviceProfile, ProxyBlend
 log = logging.getLogger(__name__)
 
 _MIN_SCALE = 1e-3
-_LAMBDAS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+_LAMBDAS = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 _DEFAULT_LAMBDA = 1e-3
 _HUBER_REL = 0.05  # relative error where the soft-L1 loss turns from quadratic to linear
 _BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -162,6 +162,7 @@ class _Stack:
     restream: np.ndarray
     kernels: np.ndarray
     operators: np.ndarray
+    matvec: np.ndarray
     n: int
     peak_ref: float = 0.0
 
@@ -177,6 +178,7 @@ class _Stack:
             restream=np.concatenate([r.restream for r in rows]),
             kernels=np.array([r.kernels for r in rows], dtype=float),
             operators=np.array([r.operators for r in rows], dtype=float),
+            matvec=np.concatenate([r.matvec for r in rows]),
             n=len(rows),
             peak_ref=rows[0].peak_fp32_gops if rows else 0.0,
         )
@@ -195,13 +197,15 @@ class _Stack:
             restream=self.restream[keep],
             kernels=self.kernels[idx],
             operators=self.operators[idx],
+            matvec=self.matvec[keep],
             n=len(idx),
             peak_ref=self.peak_ref,
         )
 
     def seconds(self, p: LatencyParams) -> np.ndarray:
         memory = self.cache_bytes / p.cache_bps + self.dram_bytes / p.dram_bps
-        base = soft_roofline(self.compute_s * p.compute_scale, memory)
+        compute = self.compute_s * p.compute_scale * np.where(self.matvec, p.matvec_scale, 1.0)
+        base = soft_roofline(compute, memory)
         base = np.where(np.isnan(self.table_s), base, self.table_s)
         t = base * np.asarray(p.kind_scale)[self.kind]
         t = t + self.restream @ (1.0 / np.asarray(p.restream_bps))
@@ -225,12 +229,15 @@ class _Space:
     def params(self, x: np.ndarray) -> LatencyParams:
         c = self.center
         compute, dram, cache = c.compute_scale, c.dram_bps, c.cache_bps
+        matvec = c.matvec_scale
         kinds = list(c.kind_scale)
         restream = list(c.restream_bps)
         for name, v in zip(self.log_names, x[: len(self.log_names)], strict=True):
             f = math.exp(float(v))
             if name == "compute":
                 compute *= f
+            elif name == "matvec":
+                matvec *= f
             elif name == "dram":
                 dram /= f
             elif name == "cache":
@@ -247,6 +254,7 @@ class _Space:
             over[name] = float(v) * unit
         return LatencyParams(
             compute_scale=compute,
+            matvec_scale=matvec,
             dram_bps=dram,
             cache_bps=cache,
             kind_scale=tuple(kinds),
@@ -277,6 +285,7 @@ def _space(profile: DeviceProfile, stack: _Stack, y_s: np.ndarray) -> _Space:
     g = g if math.isfinite(g) and g > 0 else 1.0
     center = LatencyParams(
         compute_scale=base.compute_scale * g,
+        matvec_scale=base.matvec_scale,
         dram_bps=base.dram_bps / g,
         cache_bps=base.cache_bps / g,
         kind_scale=base.kind_scale,
@@ -289,6 +298,8 @@ def _space(profile: DeviceProfile, stack: _Stack, y_s: np.ndarray) -> _Space:
     names = []
     if np.any(stack.compute_s > 0):
         names.append("compute")
+    if np.any(stack.matvec & (stack.compute_s > 0) & np.isnan(stack.table_s)):
+        names.append("matvec")
     if np.any(stack.dram_bytes > 0):
         names.append("dram")
     if np.any(stack.cache_bytes > 0):
@@ -449,6 +460,7 @@ def _profile_of(
         restream_gbs={
             lv: min(p.restream_bps[j] / 1e9, 1e6) for j, lv in enumerate(RESTREAM_LEVELS)
         },
+        matvec_compute_scale=p.matvec_scale,
         launch_overhead_us=p.launch_s * 1e6,
         op_overhead_us=p.op_s * 1e6,
         call_overhead_us=p.call_s * 1e6,

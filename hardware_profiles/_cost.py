@@ -131,6 +131,7 @@ def stored_weight_bytes(w: WeightInfo, profile: DeviceProfile) -> float:
 
 RESTREAM_LEVELS = ("l2", "l3", "dram")
 _LINE_BYTES = 64
+MATVEC_ROWS = 8  # a matmul whose weight is shared by at most this many rows is matrix-vector
 # ONNX nodes that runtimes fold away at load time (not dispatched per inference)
 _FREE_OPS = frozenset({"Constant", "Identity", "QuantizeLinear", "DequantizeLinear"})
 
@@ -145,6 +146,7 @@ class _KernelWork:
     act_bytes: float
     restream: dict[str, float]
     table_s: float | None = None  # measured matmul time (profile.matmul_table), if it applies
+    matvec: bool = False  # matmul with <= MATVEC_ROWS rows per weight
 
     @property
     def bytes(self) -> float:
@@ -235,6 +237,11 @@ def _kernel_work(
     no_restream = dict.fromkeys(RESTREAM_LEVELS, 0.0)
     table = profile.matmul_table
     operands = _matmul_operands(k)
+    matvec = False
+    if operands is not None:
+        ncols = operands[1].shape[-1]
+        batch = max(1, operands[1].numel // max(1, operands[1].shape[-2] * ncols))
+        matvec = k.out_numel / (ncols * batch) <= MATVEC_ROWS
     if table is not None and operands is not None:
         kdim, ndim = operands[1].shape[-2], operands[1].shape[-1]
         macs = k.out_numel * kdim
@@ -244,9 +251,11 @@ def _kernel_work(
             ndim = max(1, round(ndim * weight.bits / 32))
         density = ops / k.flops if k.flops > 0 else 1.0  # sparse kernels, where they pay
         table_s = macs * density * table.ns(kdim, ndim) * 1e-9
-        return _KernelWork(k.kind, dtype, ops, extra, weight_bytes, act_bytes, no_restream, table_s)
+        return _KernelWork(
+            k.kind, dtype, ops, extra, weight_bytes, act_bytes, no_restream, table_s, matvec
+        )
     restream = _restream(k, None if weight is None else weight.bits, profile)
-    return _KernelWork(k.kind, dtype, ops, extra, weight_bytes, act_bytes, restream)
+    return _KernelWork(k.kind, dtype, ops, extra, weight_bytes, act_bytes, restream, None, matvec)
 
 
 def graph_operators(prepared: PreparedGraph) -> int:
@@ -268,7 +277,8 @@ class CostTerms:
     the caches and from DRAM (weights count as DRAM when the model's stored weights do not
     fit the last-level cache: decoder steps stream them every call), ``table_s`` the
     measured matmul time where the profile has a matmul table (NaN elsewhere),
-    ``restream`` the bytes an untuned loop nest re-reads per cache level (n x 3).
+    ``restream`` the bytes an untuned loop nest re-reads per cache level (n x 3),
+    ``matvec`` which kernels are matrix-vector work.
     """
 
     kind: np.ndarray
@@ -279,6 +289,7 @@ class CostTerms:
     restream: np.ndarray
     operators: int
     flops: float
+    matvec: np.ndarray
     weight_bytes: float
     peak_fp32_gops: float = 0.0  # the peak compute_s was computed at (0: unknown)
 
@@ -290,11 +301,13 @@ class CostTerms:
 @dataclass(frozen=True)
 class LatencyParams:
     """The fitted quantities of the model, separately: a compute multiplier on the profile's
-    peaks (``compute_scale`` 2 = half the peak), DRAM and cache bandwidth, a factor per kernel
-    kind, re-stream bandwidth per level, and three overheads (per kernel launch, per graph
-    operator, per call), all in seconds or bytes per second."""
+    peaks (``compute_scale`` 2 = half the peak) and a further one for matrix-vector work,
+    DRAM and cache bandwidth, a factor per kernel kind, re-stream bandwidth per level, and
+    three overheads (per kernel launch, per graph operator, per call), all in seconds or
+    bytes per second."""
 
     compute_scale: float
+    matvec_scale: float
     dram_bps: float
     cache_bps: float
     kind_scale: tuple[float, ...]
@@ -311,6 +324,7 @@ class LatencyParams:
         ref = terms.peak_fp32_gops if terms is not None else 0.0
         return LatencyParams(
             compute_scale=ref / profile.peak_gops["fp32"] if ref > 0 else 1.0,
+            matvec_scale=profile.matvec_compute_scale,
             dram_bps=profile.memory_bandwidth_gbs * 1e9,
             cache_bps=profile.cache_gbs * 1e9,
             kind_scale=tuple(profile.kernel_scale[k] for k in KERNEL_KINDS),
@@ -357,6 +371,7 @@ def cost_terms(prepared: PreparedGraph, lowered: LoweredGraph, profile: DevicePr
         operators=graph_operators(prepared),
         flops=float(sum(k.flops for k in lowered.kernels if not k.weight_dequantize)),
         weight_bytes=float(stored),
+        matvec=np.array([w.matvec for w in works], dtype=bool),
         peak_fp32_gops=profile.peak_gops["fp32"],
     )
 
@@ -384,7 +399,8 @@ def kernel_seconds_of(terms: CostTerms, p: LatencyParams) -> np.ndarray:
     batch <= 8) falls on the memory side and is costed by the bytes it streams.
     """
     memory = terms.cache_bytes / p.cache_bps + terms.dram_bytes / p.dram_bps
-    base = soft_roofline(terms.compute_s * p.compute_scale, memory)
+    compute = terms.compute_s * p.compute_scale * np.where(terms.matvec, p.matvec_scale, 1.0)
+    base = soft_roofline(compute, memory)
     base = np.where(np.isnan(terms.table_s), base, terms.table_s)
     t = base * np.asarray(p.kind_scale)[terms.kind]
     if terms.kernels:

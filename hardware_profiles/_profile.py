@@ -239,6 +239,7 @@ class _ProfileSchema(BaseModel):
     launch_overhead_us: float = Field(ge=0)
     call_overhead_us: float = Field(ge=0)
     op_overhead_us: float = Field(default=0.0, ge=0)
+    matvec_compute_scale: float = Field(default=1.0, gt=0)
     sparse: _Sparse
     limits: _Limits
     power: _Power
@@ -275,6 +276,9 @@ class DeviceProfile:
         op_overhead_us: Per-operator cost of the runtime's dispatch, counted on the ONNX graph
             (an eager framework pays it once per operator, around 5-20 us in PyTorch; graph
             runtimes a few hundred ns).
+        matvec_compute_scale: Multiplier on the compute time of matrix-vector work (a matmul
+            whose weight is shared by at most 8 rows: one-token decoder steps, batch <= 8);
+            GEMM kernels tiled for many rows reach a smaller fraction of peak there.
         sparse_threshold / sparse_overhead / sparse_index_bytes: Unstructured sparsity pays only
             at or above the threshold; then work is ``density * overhead`` of dense and each
             non-zero weight stores ``index_bytes`` extra.
@@ -320,6 +324,7 @@ class DeviceProfile:
     cache_bandwidth_gbs: float | None = None
     op_overhead_us: float = 0.0
     proxy_blend: ProxyBlend | None = None
+    matvec_compute_scale: float = 1.0
 
     @property
     def llc_bytes(self) -> float:
@@ -363,6 +368,7 @@ class DeviceProfile:
             "launch_overhead_us": self.launch_overhead_us,
             "call_overhead_us": self.call_overhead_us,
             "op_overhead_us": self.op_overhead_us,
+            "matvec_compute_scale": self.matvec_compute_scale,
             "sparse": {
                 "threshold": self.sparse_threshold,
                 "overhead": self.sparse_overhead,
@@ -414,6 +420,7 @@ def _from_schema(s: _ProfileSchema, source: str) -> DeviceProfile:
         matmul_table=None if s.matmul_table is None else _table_of(s.matmul_table),
         cache_bandwidth_gbs=s.cache_bandwidth_gbs,
         op_overhead_us=s.op_overhead_us,
+        matvec_compute_scale=s.matvec_compute_scale,
         proxy_blend=None
         if s.proxy_blend is None
         else ProxyBlend(

@@ -79,6 +79,7 @@ def _model(
         operators=int(round(1.3 * n + rng.integers(0, 3))),
         flops=flops,
         weight_bytes=weight_total,
+        matvec=np.array([decoder and kd == MATMUL for kd in kind]),
         peak_fp32_gops=peak / 1e9,
     )
 
