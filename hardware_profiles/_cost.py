@@ -2,16 +2,24 @@
 
 Per kernel (from the target's lowered TIR, see :mod:`._lower`)::
 
-    t_k = max(work_k / peak[dtype_k], bytes_k / bandwidth) * kernel_scale[kind_k]
-          + restream_bytes_k / restream_bandwidth[level_k] + launch
+    t_k = soft_max(compute_k, cache_bytes_k / cache_bw + dram_bytes_k / dram_bw)
+          * kernel_scale[kind_k] + restream_bytes_k / restream_bandwidth[level_k] + launch
 
-(the re-stream term is zero for runtimes with tiled matmuls; for untuned TVM loop nests it
-is the weight re-read once per output row from the cache level that holds it)
-
-and latency = sum of t_k + one call overhead. Where the profile carries a measured
+with ``compute_k`` = work at the dtype's peak (times ``matvec_compute_scale`` for
+matrix-vector work: at most 8 rows per weight, i.e. one-token steps at batch <= 8), and
+latency = sum of t_k + operators x ``op_overhead_us`` (an eager framework's or a graph
+executor's dispatch per ONNX operator) + one call overhead. Weights count as DRAM bytes when
+the weights a call streams (all but embedding tables) exceed the last-level cache, so
+one-token decoder steps are costed by the bytes they stream at the DRAM bandwidth; other
+operands count at the cache bandwidth. Every parameter is physical and separate, which is
+what lets :mod:`._calibrate` fit them (see there). The re-stream term is zero for runtimes
+with tiled matmuls; for untuned TVM loop nests it is the weight re-read once per output row
+from the cache level that holds it. Where the profile carries a measured
 ``matmul_table`` (untuned TVM on the host), a matmul's base time is its multiply-adds times
 the table's cost at its weight shape (a b-bit weight of N columns looked up as N*b/32 fp32
-columns: same column stride) instead of the roofline and re-stream terms.
+columns: same column stride) instead of the roofline and re-stream terms. A calibrated
+profile whose cross-validation lost to a simple proxy carries ``proxy_blend``: the
+prediction is then blended with that proxy (see :class:`~._profile.ProxyBlend`).
 ``work`` is TVM's TIR FLOP estimate; ``bytes`` are the kernel's arguments and result at
 their stored width. TVM legalizes quantized graphs into fp32/int32 kernels, so the model
 re-types them itself: a matmul whose weight is stored at <= 8 bits (``paretoedge.layers``
