@@ -227,8 +227,10 @@ def _kernel_work(
             act_bytes += a.numel * dtype_bytes(a.dtype)
             act_quant = act_quant or a.via_dequantize
     if k.kind == "gather":
-        # an embedding lookup reads the rows it returns, not its whole table
-        weight_bytes = min(weight_bytes, k.out_numel * dtype_bytes(k.out_dtype))
+        # a lookup reads the rows it returns (and writes them), not its whole table or input
+        out_bytes = k.out_numel * dtype_bytes(k.out_dtype)
+        weight_bytes = min(weight_bytes, out_bytes)
+        act_bytes = min(act_bytes, out_bytes * (1 if weight_bytes else 2))
     dtype = "fp16" if "float16" in k.out_dtype else "fp32"
     ops = k.flops
     extra = 0.0
