@@ -174,7 +174,9 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path | None, typer.Option(help="YAML file to write.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Fit a profile's kernel factors to measured latencies and write a new profile."""
+        """Fit a profile's compute throughput, bandwidths, kernel factors and overheads to
+        measured latencies, check the fit against FLOPs / weight-bytes / FLOPs+operators
+        proxies on held-out rows, and write a new profile."""
         from paretoedge.hardware_profiles import fit_profile, load_profile, write_profile
         from paretoedge.hardware_profiles._calibrate import feature_rows, read_measurements
         from paretoedge.settings import get_settings
@@ -184,13 +186,14 @@ def register(app: typer.Typer) -> None:
         new_name = name or f"{device}-calibrated"
         with _console().status(f"lowering {len(rows)} models for {device}"):
             feats = feature_rows([p for p, _ in rows], profile)
-        report = fit_profile(
-            profile,
-            feats,
-            [m for _, m in rows],
-            name=new_name,
-            note=f"calibrated from {measurements}",
-        )
+        with _console().status(f"fitting {len(rows)} rows (with cross-validation)"):
+            report = fit_profile(
+                profile,
+                feats,
+                [m for _, m in rows],
+                name=new_name,
+                note=f"calibrated from {measurements}",
+            )
         if output is None:
             base = get_settings().devices_dir or (get_settings().home / "devices")
             output = Path(base) / f"{new_name}.yaml"
@@ -201,15 +204,34 @@ def register(app: typer.Typer) -> None:
             f"fit MAPE {report.mape:.2f}% , Kendall tau {report.kendall_tau:.3f} "
             f"on {report.n} models.",
         )
+        fitted = report.profile
+        cv = report.cv
         result = {
             "profile": new_name,
             "written": str(output),
             "n": report.n,
             "fit_mape_pct": report.mape,
             "fit_kendall_tau": report.kendall_tau,
-            "kernel_scale": report.profile.kernel_scale,
-            "launch_overhead_us": report.profile.launch_overhead_us,
-            "call_overhead_us": report.profile.call_overhead_us,
+            "peak_gops": fitted.peak_gops,
+            "memory_bandwidth_gbs": fitted.memory_bandwidth_gbs,
+            "cache_bandwidth_gbs": fitted.cache_bandwidth_gbs,
+            "kernel_scale": fitted.kernel_scale,
+            "launch_overhead_us": fitted.launch_overhead_us,
+            "op_overhead_us": fitted.op_overhead_us,
+            "call_overhead_us": fitted.call_overhead_us,
+            "cross_validation": None
+            if cv is None
+            else {
+                "folds": cv.folds,
+                "ridge": cv.ridge,
+                "model_mape_pct": cv.model_mape,
+                "model_kendall_tau": cv.model_tau,
+                "proxies": {
+                    k: {"mape_pct": v[0], "kendall_tau": v[1]} for k, v in cv.proxies.items()
+                },
+                "proxy_blend_weight": cv.blend_weight,
+                "warning": cv.warning,
+            },
         }
         if as_json:
             typer.echo(json.dumps(result, indent=2))
@@ -220,6 +242,22 @@ def register(app: typer.Typer) -> None:
             f"fit on {report.n} models: MAPE {report.mape:.2f}%, "
             f"Kendall tau {report.kendall_tau:.3f}"
         )
+        c.print(
+            f"compute {fitted.peak_gops['fp32']:.1f} GFLOP/s fp32, DRAM "
+            f"{fitted.memory_bandwidth_gbs:.1f} GB/s, cache {fitted.cache_gbs:.1f} GB/s, "
+            f"launch {fitted.launch_overhead_us:.2f} us, per operator "
+            f"{fitted.op_overhead_us:.2f} us, per call {fitted.call_overhead_us:.1f} us"
+        )
+        if cv is None:
+            c.print("too few rows to cross-validate (needs 5): no check against the proxies")
+        else:
+            proxies = ", ".join(f"{k} {v[0]:.1f}% / {v[1]:.3f}" for k, v in cv.proxies.items())
+            c.print(
+                f"held out ({cv.folds}-fold): model MAPE {cv.model_mape:.1f}% / tau "
+                f"{cv.model_tau:.3f}; proxies (MAPE / tau) {proxies}"
+            )
+            if cv.warning:
+                c.print(f"[yellow]warning:[/yellow] {cv.warning}")
         devices_dir = get_settings().devices_dir
         if devices_dir is None or Path(output).parent != Path(devices_dir):
             c.print(f"use it with PARETOEDGE_DEVICES_DIR={Path(output).parent}")

@@ -2,16 +2,24 @@
 
 Per kernel (from the target's lowered TIR, see :mod:`._lower`)::
 
-    t_k = max(work_k / peak[dtype_k], bytes_k / bandwidth) * kernel_scale[kind_k]
-          + restream_bytes_k / restream_bandwidth[level_k] + launch
+    t_k = soft_max(compute_k, cache_bytes_k / cache_bw + dram_bytes_k / dram_bw)
+          * kernel_scale[kind_k] + restream_bytes_k / restream_bandwidth[level_k] + launch
 
-(the re-stream term is zero for runtimes with tiled matmuls; for untuned TVM loop nests it
-is the weight re-read once per output row from the cache level that holds it)
-
-and latency = sum of t_k + one call overhead. Where the profile carries a measured
+with ``compute_k`` = work at the dtype's peak (times ``matvec_compute_scale`` for
+matrix-vector work: at most 8 rows per weight, i.e. one-token steps at batch <= 8), and
+latency = sum of t_k + operators x ``op_overhead_us`` (an eager framework's or a graph
+executor's dispatch per ONNX operator) + one call overhead. Weights count as DRAM bytes when
+the weights a call streams (all but embedding tables) exceed the last-level cache, so
+one-token decoder steps are costed by the bytes they stream at the DRAM bandwidth; other
+operands count at the cache bandwidth. Every parameter is physical and separate, which is
+what lets :mod:`._calibrate` fit them (see there). The re-stream term is zero for runtimes
+with tiled matmuls; for untuned TVM loop nests it is the weight re-read once per output row
+from the cache level that holds it. Where the profile carries a measured
 ``matmul_table`` (untuned TVM on the host), a matmul's base time is its multiply-adds times
 the table's cost at its weight shape (a b-bit weight of N columns looked up as N*b/32 fp32
-columns: same column stride) instead of the roofline and re-stream terms.
+columns: same column stride) instead of the roofline and re-stream terms. A calibrated
+profile whose cross-validation lost to a simple proxy carries ``proxy_blend``: the
+prediction is then blended with that proxy (see :class:`~._profile.ProxyBlend`).
 ``work`` is TVM's TIR FLOP estimate; ``bytes`` are the kernel's arguments and result at
 their stored width. TVM legalizes quantized graphs into fp32/int32 kernels, so the model
 re-types them itself: a matmul whose weight is stored at <= 8 bits (``paretoedge.layers``
@@ -29,11 +37,14 @@ bytes only at or above the profile's threshold, where sparse kernels pay off.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from paretoedge.errors import LoweringError
 
@@ -132,6 +143,9 @@ def stored_weight_bytes(w: WeightInfo, profile: DeviceProfile) -> float:
 
 RESTREAM_LEVELS = ("l2", "l3", "dram")
 _LINE_BYTES = 64
+MATVEC_ROWS = 8  # a matmul whose weight is shared by at most this many rows is matrix-vector
+# ONNX nodes that runtimes fold away at load time (not dispatched per inference)
+_FREE_OPS = frozenset({"Constant", "Identity", "QuantizeLinear", "DequantizeLinear"})
 
 
 @dataclass(frozen=True)
@@ -140,9 +154,15 @@ class _KernelWork:
     dtype: str
     ops: float
     int8_extra_ops: float
-    bytes: float
+    weight_bytes: float
+    act_bytes: float
     restream: dict[str, float]
     table_s: float | None = None  # measured matmul time (profile.matmul_table), if it applies
+    matvec: bool = False  # matmul with <= MATVEC_ROWS rows per weight
+
+    @property
+    def bytes(self) -> float:
+        return self.weight_bytes + self.act_bytes
 
 
 def _matmul_operands(k: KernelRecord) -> tuple[ArgRecord, ArgRecord] | None:
@@ -193,7 +213,8 @@ def _restream(
 def _kernel_work(
     k: KernelRecord, weights: dict[str, WeightInfo], profile: DeviceProfile
 ) -> _KernelWork:
-    nbytes = k.out_numel * dtype_bytes(k.out_dtype)
+    act_bytes = k.out_numel * dtype_bytes(k.out_dtype)
+    weight_bytes = 0.0
     weight: WeightInfo | None = None
     act_quant = False
     for a in k.args:
@@ -201,12 +222,19 @@ def _kernel_work(
         if w is not None and w.numel == a.numel:
             weight = w if weight is None or w.numel > weight.numel else weight
             if _sparse_pays(w, profile):
-                nbytes += a.numel * (1 - w.sparsity) * (w.bits / 8 + profile.sparse_index_bytes)
+                weight_bytes += (
+                    a.numel * (1 - w.sparsity) * (w.bits / 8 + profile.sparse_index_bytes)
+                )
             else:
-                nbytes += a.numel * w.bits / 8
+                weight_bytes += a.numel * w.bits / 8
         else:
-            nbytes += a.numel * dtype_bytes(a.dtype)
+            act_bytes += a.numel * dtype_bytes(a.dtype)
             act_quant = act_quant or a.via_dequantize
+    if k.kind == "gather":
+        # a lookup reads the rows it returns (and writes them), not its whole table or input
+        out_bytes = k.out_numel * dtype_bytes(k.out_dtype)
+        weight_bytes = min(weight_bytes, out_bytes)
+        act_bytes = min(act_bytes, out_bytes * (1 if weight_bytes else 2))
     dtype = "fp16" if "float16" in k.out_dtype else "fp32"
     ops = k.flops
     extra = 0.0
@@ -220,8 +248,14 @@ def _kernel_work(
             dtype = "fp16"
         if _sparse_pays(weight, profile):
             ops = ops * min(1.0, (1 - weight.sparsity) * profile.sparse_overhead)
+    no_restream = dict.fromkeys(RESTREAM_LEVELS, 0.0)
     table = profile.matmul_table
     operands = _matmul_operands(k)
+    matvec = False
+    if operands is not None:
+        ncols = operands[1].shape[-1]
+        batch = max(1, operands[1].numel // max(1, operands[1].shape[-2] * ncols))
+        matvec = k.out_numel / (ncols * batch) <= MATVEC_ROWS
     if table is not None and operands is not None:
         kdim, ndim = operands[1].shape[-2], operands[1].shape[-1]
         macs = k.out_numel * kdim
@@ -234,43 +268,195 @@ def _kernel_work(
         density = ops / k.flops if k.flops > 0 else 1.0  # sparse kernels, where they pay
         table_s = macs * density * table.ns(kdim, ndim) * 1e-9
         return _KernelWork(
-            k.kind, dtype, ops, extra, nbytes, dict.fromkeys(RESTREAM_LEVELS, 0.0), table_s
+            k.kind, dtype, ops, extra, weight_bytes, act_bytes, no_restream, table_s, matvec
         )
     restream = _restream(k, None if weight is None else weight.bits, profile)
-    return _KernelWork(k.kind, dtype, ops, extra, nbytes, restream)
+    return _KernelWork(k.kind, dtype, ops, extra, weight_bytes, act_bytes, restream, None, matvec)
 
 
-def _restream_s(work: _KernelWork, profile: DeviceProfile) -> float:
-    return sum(work.restream[lv] / (profile.restream_gbs[lv] * 1e9) for lv in RESTREAM_LEVELS)
+def graph_operators(prepared: PreparedGraph) -> int:
+    """Operators a runtime dispatches per inference: the ONNX graph's nodes, less the ones
+    folded at load time (constants, identities, weight quantize/dequantize)."""
+    graph = getattr(prepared.model, "graph", None)
+    if graph is None:
+        return 0
+    return sum(1 for node in graph.node if node.op_type not in _FREE_OPS)
 
 
-def _roofline_s(work: _KernelWork, profile: DeviceProfile) -> float:
-    """The kernel's base time: measured (matmul table) or compute vs memory roofline."""
-    if work.table_s is not None:
-        return work.table_s
-    compute = work.ops / (profile.peak_gops[work.dtype] * 1e9)
-    compute += work.int8_extra_ops / (profile.peak_gops["int8"] * 1e9)
-    memory = work.bytes / (profile.memory_bandwidth_gbs * 1e9)
-    return max(compute, memory)
+@dataclass(frozen=True)
+class CostTerms:
+    """One model's kernels on one profile's target as arrays: the latency model's inputs.
+
+    Every term is in physical units, so a fit of the model recovers physical parameters
+    (see :func:`terms_latency_s`): ``compute_s`` is each kernel's compute time at the
+    profile's peak for its dtype, ``cache_bytes`` / ``dram_bytes`` the bytes it moves from
+    the caches and from DRAM (weights count as DRAM when the model's stored weights do not
+    fit the last-level cache: decoder steps stream them every call), ``table_s`` the
+    measured matmul time where the profile has a matmul table (NaN elsewhere),
+    ``restream`` the bytes an untuned loop nest re-reads per cache level (n x 3),
+    ``matvec`` which kernels are matrix-vector work.
+    """
+
+    kind: np.ndarray
+    compute_s: np.ndarray
+    cache_bytes: np.ndarray
+    dram_bytes: np.ndarray
+    table_s: np.ndarray
+    restream: np.ndarray
+    operators: int
+    flops: float
+    matvec: np.ndarray
+    weight_bytes: float
+    peak_fp32_gops: float = 0.0  # the peak compute_s was computed at (0: unknown)
+
+    @property
+    def kernels(self) -> int:
+        return len(self.kind)
+
+
+@dataclass(frozen=True)
+class LatencyParams:
+    """The fitted quantities of the model, separately: a compute multiplier on the profile's
+    peaks (``compute_scale`` 2 = half the peak) and a further one for matrix-vector work,
+    DRAM and cache bandwidth, a factor per kernel kind, re-stream bandwidth per level, and
+    three overheads (per kernel launch, per graph operator, per call), all in seconds or
+    bytes per second."""
+
+    compute_scale: float
+    matvec_scale: float
+    dram_bps: float
+    cache_bps: float
+    kind_scale: tuple[float, ...]
+    restream_bps: tuple[float, ...]
+    launch_s: float
+    op_s: float
+    call_s: float
+
+    @staticmethod
+    def of(profile: DeviceProfile, terms: CostTerms | None = None) -> LatencyParams:
+        """``profile``'s parameters; with ``terms`` computed under another profile's peaks
+        (calibration fits a profile on terms of its starting point), the compute multiplier
+        that turns those into this profile's."""
+        ref = terms.peak_fp32_gops if terms is not None else 0.0
+        return LatencyParams(
+            compute_scale=ref / profile.peak_gops["fp32"] if ref > 0 else 1.0,
+            matvec_scale=profile.matvec_compute_scale,
+            dram_bps=profile.memory_bandwidth_gbs * 1e9,
+            cache_bps=profile.cache_gbs * 1e9,
+            kind_scale=tuple(profile.kernel_scale[k] for k in KERNEL_KINDS),
+            restream_bps=tuple(profile.restream_gbs[lv] * 1e9 for lv in RESTREAM_LEVELS),
+            launch_s=profile.launch_overhead_us * 1e-6,
+            op_s=profile.op_overhead_us * 1e-6,
+            call_s=profile.call_overhead_us * 1e-6,
+        )
+
+
+def cost_terms(prepared: PreparedGraph, lowered: LoweredGraph, profile: DeviceProfile) -> CostTerms:
+    """The arrays :func:`terms_latency_s` costs (cheap: no TVM)."""
+    works = [
+        _kernel_work(k, prepared.weights, profile)
+        for k in lowered.kernels
+        if not k.weight_dequantize
+    ]
+    stored = sum(stored_weight_bytes(w, profile) for w in prepared.weights.values())
+    # the weights every call streams (embedding tables are looked up, not streamed): when
+    # they do not fit the last-level cache, each call reads them from DRAM again
+    streamed = sum(w.weight_bytes for w in works if w.kind != "gather")
+    weights_in_dram = streamed > profile.llc_bytes
+    llc = profile.llc_bytes
+    kind_index = {k: i for i, k in enumerate(KERNEL_KINDS)}
+    compute = []
+    cache_b = []
+    dram_b = []
+    for w in works:
+        c = w.ops / (profile.peak_gops[w.dtype] * 1e9)
+        c += w.int8_extra_ops / (profile.peak_gops["int8"] * 1e9)
+        compute.append(c)
+        act_dram = w.act_bytes > llc > 0
+        dram_b.append((w.weight_bytes if weights_in_dram else 0.0) + (w.act_bytes * act_dram))
+        cache_b.append((0.0 if weights_in_dram else w.weight_bytes) + w.act_bytes * (not act_dram))
+    return CostTerms(
+        kind=np.array([kind_index[w.kind] for w in works], dtype=np.int64),
+        compute_s=np.array(compute, dtype=float),
+        cache_bytes=np.array(cache_b, dtype=float),
+        dram_bytes=np.array(dram_b, dtype=float),
+        table_s=np.array([np.nan if w.table_s is None else w.table_s for w in works], dtype=float),
+        restream=np.array(
+            [[w.restream[lv] for lv in RESTREAM_LEVELS] for w in works], dtype=float
+        ).reshape(len(works), len(RESTREAM_LEVELS)),
+        operators=graph_operators(prepared),
+        flops=float(sum(k.flops for k in lowered.kernels if not k.weight_dequantize)),
+        weight_bytes=float(stored),
+        matvec=np.array([w.matvec for w in works], dtype=bool),
+        peak_fp32_gops=profile.peak_gops["fp32"],
+    )
+
+
+ROOFLINE_P = 6.0
+
+
+def soft_roofline(compute: np.ndarray, memory: np.ndarray) -> np.ndarray:
+    """``(compute^p + memory^p)^(1/p)``: the roofline's max, rounded at the ridge point (at
+    most 12% above the max where both sides are equal; real kernels overlap their compute and
+    memory traffic imperfectly there) and smooth, so that calibration's gradient sees both
+    sides of every kernel."""
+    hi = np.maximum(np.maximum(compute, memory), 1e-30)
+    return hi * ((compute / hi) ** ROOFLINE_P + (memory / hi) ** ROOFLINE_P) ** (1 / ROOFLINE_P)
+
+
+def kernel_seconds_of(terms: CostTerms, p: LatencyParams) -> np.ndarray:
+    """Per-kernel seconds::
+
+        t_k = softmax(compute_k * compute_scale, cache_bytes_k / cache_bw + dram_bytes_k / dram_bw)
+              * kind_scale[kind_k] + restream_k / restream_bw + launch
+
+    (:func:`soft_roofline`; a measured matmul table replaces it), i.e. a roofline per kernel
+    whose compute and memory sides are separate parameters: matrix-vector work (one token,
+    batch <= 8) falls on the memory side and is costed by the bytes it streams.
+    """
+    memory = terms.cache_bytes / p.cache_bps + terms.dram_bytes / p.dram_bps
+    compute = terms.compute_s * p.compute_scale * np.where(terms.matvec, p.matvec_scale, 1.0)
+    base = soft_roofline(compute, memory)
+    base = np.where(np.isnan(terms.table_s), base, terms.table_s)
+    t = base * np.asarray(p.kind_scale)[terms.kind]
+    if terms.kernels:
+        t = t + terms.restream @ (1.0 / np.asarray(p.restream_bps))
+    return t + p.launch_s
+
+
+def terms_latency_s(terms: CostTerms, p: LatencyParams) -> float:
+    """Model latency of one inference: kernels, operator dispatch and the call."""
+    return float(kernel_seconds_of(terms, p).sum() + terms.operators * p.op_s + p.call_s)
+
+
+def proxy_value(terms: CostTerms, proxy: str, coef: tuple[float, ...]) -> float:
+    """Milliseconds of a least-squares proxy (see :class:`ProxyBlend`)."""
+    if proxy == "flops":
+        return coef[0] + coef[1] * terms.flops / 1e9
+    if proxy == "weight_bytes":
+        return coef[0] + coef[1] * terms.weight_bytes / 1e6
+    return coef[0] + coef[1] * terms.flops / 1e9 + coef[2] * terms.operators
 
 
 def features(
     lowered: LoweredGraph, weights: dict[str, WeightInfo], profile: DeviceProfile
 ) -> dict[str, float]:
-    """Regressors of calibration: roofline seconds per kernel kind, re-streamed GB per cache
-    level (naive schedules) and the kernel count."""
+    """A summary of the model's terms (seconds per kernel kind at the profile's roofline,
+    re-streamed GB per level, kernel count), for reports; calibration fits
+    :func:`cost_terms` directly."""
     out: dict[str, float] = {str(kind): 0.0 for kind in KERNEL_KINDS}
     out.update({f"restream_{lv}": 0.0 for lv in RESTREAM_LEVELS})
-    n = 0
-    for k in lowered.kernels:
-        if k.weight_dequantize:
-            continue
-        work = _kernel_work(k, weights, profile)
-        out[work.kind] += _roofline_s(work, profile)
-        for lv in RESTREAM_LEVELS:
-            out[f"restream_{lv}"] += work.restream[lv] / 1e9
-        n += 1
-    out["kernels"] = float(n)
+    prepared = PreparedGraph(model=None, structure_hash="", inputs=(), weights=weights)
+    terms = cost_terms(prepared, lowered, profile)
+    p = dataclasses.replace(
+        LatencyParams.of(profile), kind_scale=(1.0,) * len(KERNEL_KINDS), launch_s=0.0
+    )
+    secs = kernel_seconds_of(terms, p)
+    for i, kind in enumerate(KERNEL_KINDS):
+        out[kind] = float(secs[terms.kind == i].sum())
+    for j, lv in enumerate(RESTREAM_LEVELS):
+        out[f"restream_{lv}"] = float(terms.restream[:, j].sum() / 1e9)
+    out["kernels"] = float(terms.kernels)
     return out
 
 
@@ -302,15 +488,21 @@ def cost(
 ) -> Prediction:
     """Apply ``profile`` to a kernel table (no TVM involved: cheap)."""
     weights = prepared.weights
-    kernel_rows: list[tuple[KernelRecord, _KernelWork, float]] = []
-    for k in lowered.kernels:
-        if k.weight_dequantize:
-            continue
-        work = _kernel_work(k, weights, profile)
-        t = _roofline_s(work, profile) * profile.kernel_scale[work.kind]
-        t += _restream_s(work, profile) + profile.launch_overhead_us * 1e-6
-        kernel_rows.append((k, work, t))
-    total_s = sum(t for _, _, t in kernel_rows) + profile.call_overhead_us * 1e-6
+    live = [k for k in lowered.kernels if not k.weight_dequantize]
+    works = [_kernel_work(k, weights, profile) for k in live]
+    terms = cost_terms(prepared, lowered, profile)
+    params = LatencyParams.of(profile)
+    secs = kernel_seconds_of(terms, params)
+    # per-operator dispatch is spread over the kernels (it is paid around them)
+    per_kernel_ops = terms.operators * params.op_s / max(1, terms.kernels)
+    model_s = float(secs.sum()) + terms.operators * params.op_s + params.call_s
+    total_s = model_s
+    blend = profile.proxy_blend
+    if blend is not None:
+        proxy_s = proxy_value(terms, blend.proxy, blend.coef) * 1e-3
+        total_s = (1 - blend.weight) * model_s + blend.weight * proxy_s
+    # a blended prediction rescales the kernels so that they still sum to the total
+    ratio = total_s / model_s if model_s > 0 else 1.0
     kernels = tuple(
         KernelCost(
             name=k.name,
@@ -318,10 +510,10 @@ def cost(
             dtype=work.dtype,
             ops=work.ops + work.int8_extra_ops,
             bytes=work.bytes,
-            latency_ms=t * 1e3,
-            share=t / total_s,
+            latency_ms=(t + per_kernel_ops) * ratio * 1e3,
+            share=(t + per_kernel_ops) * ratio / total_s,
         )
-        for k, work, t in kernel_rows
+        for k, work, t in zip(live, works, secs, strict=True)
     )
     weight_bytes = int(sum(stored_weight_bytes(w, profile) for w in weights.values()))
     activation = int(lowered.peak_activation_bytes)

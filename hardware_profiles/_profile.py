@@ -26,10 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from paretoedge.errors import DeviceError, UnknownNameError
 
 DeviceKind = Literal["cpu", "gpu", "mcu"]
-Runtime = Literal["tvm-default", "tvm-tuned", "onnxruntime"]
+Runtime = Literal["tvm-default", "tvm-tuned", "onnxruntime", "pytorch-eager"]
 KernelKind = Literal["matmul", "reduction", "elementwise", "gather", "layout"]
 KERNEL_KINDS: tuple[KernelKind, ...] = ("matmul", "reduction", "elementwise", "gather", "layout")
 ComputeDtype = Literal["fp32", "fp16", "int8"]
+ProxyKind = Literal["flops", "weight_bytes", "flops_ops"]
+PROXY_KINDS: tuple[ProxyKind, ...] = ("flops", "weight_bytes", "flops_ops")
 
 
 class _Peak(BaseModel):
@@ -176,6 +178,47 @@ def _table_of(s: _MatmulTable) -> MatmulTable:
     )
 
 
+class _ProxyBlend(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    proxy: ProxyKind
+    weight: float = Field(gt=0, le=1)
+    coef: list[float] = Field(min_length=2, max_length=3)
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> _ProxyBlend:
+        want = 3 if self.proxy == "flops_ops" else 2
+        if len(self.coef) != want:
+            raise ValueError(f"coef of proxy {self.proxy} must be {want} numbers")
+        if any(not c >= 0 for c in self.coef):
+            raise ValueError("coef values must be >= 0")
+        return self
+
+
+@dataclass(frozen=True)
+class ProxyBlend:
+    """A calibrated profile's fallback: ``latency = (1 - weight) * model + weight * proxy``.
+
+    ``calibrate`` sets it only when cross-validation on the user's rows shows the cost model
+    doing worse on held-out rows than a plain least-squares proxy (``flops``: ms = c0 + c1 *
+    GFLOP; ``weight_bytes``: c0 + c1 * weight MB; ``flops_ops``: c0 + c1 * GFLOP + c2 *
+    operators), so a prediction never falls behind the simple count it was checked against.
+    """
+
+    proxy: ProxyKind
+    weight: float
+    coef: tuple[float, ...]
+    reason: str = ""
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        return {
+            "proxy": self.proxy,
+            "weight": self.weight,
+            "coef": list(self.coef),
+            "reason": self.reason,
+        }
+
+
 class _ProfileSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9._-]*$")
@@ -189,16 +232,20 @@ class _ProfileSchema(BaseModel):
     peak_gops: _Peak
     subbyte: _SubByte
     memory_bandwidth_gbs: float = Field(gt=0)
+    cache_bandwidth_gbs: float | None = Field(default=None, gt=0)
     cache_kb: dict[str, float]
     schedule: Literal["tiled", "naive"]
     restream_gbs: _Restream
     launch_overhead_us: float = Field(ge=0)
     call_overhead_us: float = Field(ge=0)
+    op_overhead_us: float = Field(default=0.0, ge=0)
+    matvec_compute_scale: float = Field(default=1.0, gt=0)
     sparse: _Sparse
     limits: _Limits
     power: _Power
     kernel_scale: _Scale
     matmul_table: _MatmulTable | None = None
+    proxy_blend: _ProxyBlend | None = None
     calibration: dict[str, Any] | None = None
 
 
@@ -217,13 +264,23 @@ class DeviceProfile:
             to int8 at that many extra ops per weight, or natively. Binary and ternary
             (1/2-bit) weights always run as int8 kernels (unpacked, activations quantized on
             the fly); XNOR-popcount would need binary activations, which nothing produces.
-        memory_bandwidth_gbs: Sustained DRAM bandwidth in GB/s.
+        memory_bandwidth_gbs: Sustained DRAM bandwidth in GB/s: what weight streaming costs
+            when the model's weights do not fit the last-level cache (one-token decoder steps,
+            batch <= 8, are bound by it).
+        cache_bandwidth_gbs: Bandwidth of memory-bound kernels whose operands stay in the
+            caches (GB/s); None means the DRAM figure (the old, single-level model).
         schedule: ``tiled`` (the runtime blocks matmuls for cache reuse: only compulsory
             traffic) or ``naive`` (untuned loop nests: the weight operand is re-read once per
             output row, from the cache level that holds it, a whole cache line per element
             when a column does not stay in L1).
         restream_gbs: Effective bandwidth of those re-reads per level (l2, l3, dram).
         launch_overhead_us: Cost of launching one kernel; call_overhead_us: one inference.
+        op_overhead_us: Per-operator cost of the runtime's dispatch, counted on the ONNX graph
+            (an eager framework pays it once per operator, around 5-20 us in PyTorch; graph
+            runtimes a few hundred ns).
+        matvec_compute_scale: Multiplier on the compute time of matrix-vector work (a matmul
+            whose weight is shared by at most 8 rows: one-token decoder steps, batch <= 8);
+            GEMM kernels tiled for many rows reach a smaller fraction of peak there.
         sparse_threshold / sparse_overhead / sparse_index_bytes: Unstructured sparsity pays only
             at or above the threshold; then work is ``density * overhead`` of dense and each
             non-zero weight stores ``index_bytes`` extra.
@@ -233,6 +290,8 @@ class DeviceProfile:
             matmuls costed from ``matmul_table``, a multiplier on the table's time.
         matmul_table: Measured matmul cost by weight shape (:class:`MatmulTable`); when set,
             it replaces the roofline and re-stream terms of matmul kernels.
+        proxy_blend: Set by calibration when a simple proxy beat the model in
+            cross-validation (:class:`ProxyBlend`).
         source: Where the profile was read from.
     """
 
@@ -264,6 +323,23 @@ class DeviceProfile:
     calibration: dict[str, Any] | None = None
     source: str = field(default="", compare=False)
     matmul_table: MatmulTable | None = None
+    cache_bandwidth_gbs: float | None = None
+    op_overhead_us: float = 0.0
+    proxy_blend: ProxyBlend | None = None
+    matvec_compute_scale: float = 1.0
+
+    @property
+    def llc_bytes(self) -> float:
+        """Bytes of the last-level cache (largest of ``l2``/``l3``; the L1 if that is all)."""
+        levels = [v for k, v in self.cache_kb.items() if k in ("l2", "l3")]
+        if not levels:
+            levels = [v for k, v in self.cache_kb.items() if k.startswith("l1") and "way" not in k]
+        return max(levels, default=0.0) * 1024
+
+    @property
+    def cache_gbs(self) -> float:
+        """Effective bandwidth of cache-resident operands (GB/s)."""
+        return self.cache_bandwidth_gbs or self.memory_bandwidth_gbs
 
     @property
     def target_key(self) -> str:
@@ -287,11 +363,14 @@ class DeviceProfile:
                 "unpack_ops_per_weight": self.unpack_ops_per_weight,
             },
             "memory_bandwidth_gbs": self.memory_bandwidth_gbs,
+            "cache_bandwidth_gbs": self.cache_bandwidth_gbs,
             "cache_kb": dict(self.cache_kb),
             "schedule": self.schedule,
             "restream_gbs": dict(self.restream_gbs),
             "launch_overhead_us": self.launch_overhead_us,
             "call_overhead_us": self.call_overhead_us,
+            "op_overhead_us": self.op_overhead_us,
+            "matvec_compute_scale": self.matvec_compute_scale,
             "sparse": {
                 "threshold": self.sparse_threshold,
                 "overhead": self.sparse_overhead,
@@ -305,6 +384,7 @@ class DeviceProfile:
             "power": {"active_w": self.active_w},
             "kernel_scale": dict(self.kernel_scale),
             "matmul_table": None if self.matmul_table is None else self.matmul_table.to_yaml_dict(),
+            "proxy_blend": None if self.proxy_blend is None else self.proxy_blend.to_yaml_dict(),
             "calibration": self.calibration,
         }
 
@@ -340,6 +420,17 @@ def _from_schema(s: _ProfileSchema, source: str) -> DeviceProfile:
         calibration=s.calibration,
         source=source,
         matmul_table=None if s.matmul_table is None else _table_of(s.matmul_table),
+        cache_bandwidth_gbs=s.cache_bandwidth_gbs,
+        op_overhead_us=s.op_overhead_us,
+        matvec_compute_scale=s.matvec_compute_scale,
+        proxy_blend=None
+        if s.proxy_blend is None
+        else ProxyBlend(
+            proxy=s.proxy_blend.proxy,
+            weight=s.proxy_blend.weight,
+            coef=tuple(s.proxy_blend.coef),
+            reason=s.proxy_blend.reason,
+        ),
     )
 
 

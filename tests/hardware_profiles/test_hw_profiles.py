@@ -69,7 +69,7 @@ def test_user_directory_adds_and_overrides(devices_dir: Path) -> None:
     text = _yaml_of("rpi4").replace("name: rpi4", "name: my-board")
     (devices_dir / "my-board.yaml").write_text(text)
     (devices_dir / "rpi4.yaml").write_text(
-        _yaml_of("rpi4").replace("memory_bandwidth_gbs: 4.2", "memory_bandwidth_gbs: 9.9")
+        _yaml_of("rpi4").replace("memory_bandwidth_gbs: 3.3", "memory_bandwidth_gbs: 9.9")
     )
     assert "my-board" in profile_names()
     assert load_profile("my-board").source.endswith("my-board.yaml")
@@ -91,7 +91,7 @@ def test_negative_bandwidth_names_value(devices_dir: Path) -> None:
     text = (
         _yaml_of("rpi4")
         .replace("name: rpi4", "name: neg")
-        .replace("memory_bandwidth_gbs: 4.2", "memory_bandwidth_gbs: -4.2")
+        .replace("memory_bandwidth_gbs: 3.3", "memory_bandwidth_gbs: -4.2")
     )
     (devices_dir / "neg.yaml").write_text(text)
     with pytest.raises(DeviceError, match=r"neg\.yaml.*memory_bandwidth_gbs=-4\.2"):
@@ -142,7 +142,7 @@ def test_cli_bad_profile_exit_2(devices_dir: Path, capsys: pytest.CaptureFixture
     (devices_dir / "neg.yaml").write_text(
         _yaml_of("rpi4")
         .replace("name: rpi4", "name: neg")
-        .replace("memory_bandwidth_gbs: 4.2", "memory_bandwidth_gbs: -1")
+        .replace("memory_bandwidth_gbs: 3.3", "memory_bandwidth_gbs: -1")
     )
     assert main(["devices"]) == 2
     err = capsys.readouterr().err
