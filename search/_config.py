@@ -27,7 +27,7 @@ from pydantic_core import PydanticCustomError
 from paretoedge.errors import ConfigError, UnknownNameError
 from paretoedge.objectives import OBJECTIVES, Direction, Evaluation, get_objective
 
-SamplerName = Literal["nsga2", "tpe", "gp", "random"]
+SamplerName = Literal["nsga2", "tpe", "gp", "random", "screening"]
 BaselineName = Literal["teacher", "int8"]
 
 #: Flat compression keys the search space may use, with their value types. Keys under
@@ -518,6 +518,7 @@ def _sampler_options(name: str, options: Mapping[str, Any]) -> tuple[tuple[str, 
         },
         "gp": {"n_startup_trials", "deterministic_objective"},
         "random": set(),
+        "screening": {"pool_size", "n_startup_trials"},
     }[name]
     for key in options:
         if key not in allowed:
