@@ -207,6 +207,13 @@ def sampler_for(
     if name == "screening":
         from paretoedge.search._screening import ScreeningSampler, evaluator_metrics
 
+        try:
+            import sklearn  # noqa: F401  (its Gaussian process models accuracy)
+        except ImportError:
+            from paretoedge.errors import MissingExtraError
+
+            raise MissingExtraError("scikit-learn", "screening") from None
+
         devices = runner.devices if runner is not None else config.devices
         evaluator_of = (lambda: runner.evaluator) if runner is not None else _lazy(config)
         return ScreeningSampler(

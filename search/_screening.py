@@ -121,6 +121,7 @@ class ScreeningSampler(BaseSampler):
         self._pool: list[_Candidate] | None = None
         self._known: dict[str, StructuralMetrics | None] = {}
         self._picks: dict[int, Mapping[str, Any]] = {}
+        self._refs: dict[str, tuple[float, ...]] = {}
 
     # -- Optuna's interface ---------------------------------------------------------
 
@@ -236,7 +237,12 @@ class ScreeningSampler(BaseSampler):
         flats = []
         for t in done:
             base = t.user_attrs.get("paretoedge.baseline")
-            flats.append(baseline_flat(base) if base in BASELINE_SPECS else self._flat(t.params))
+            if base in BASELINE_SPECS:
+                from paretoedge.search._controller import normalize_flat
+
+                flats.append(normalize_flat(baseline_flat(base)))
+            else:
+                flats.append(self._flat(t.params))
         out = []
         for t, m in zip(done, self._cost(flats), strict=True):
             if m is None:
@@ -279,15 +285,16 @@ class ScreeningSampler(BaseSampler):
             y = self._cheap_point(m, device)
             if y is not None and acc >= floor:
                 points.append((acc, y))
-        return _DeviceFront(points=tuple(points), floor=floor, ref=self._reference(device))
+        return _DeviceFront.build(points, floor, self._reference(device))
 
     def _reference(self, device: str) -> tuple[float, ...]:
         """1.1 x the worst cheap objective over the pool (known before any training)."""
-        pts = [p for c in self.pool() if (p := self._cheap_point(c.metrics, device)) is not None]
-        if not pts:
-            return ()
-        worst = np.max(np.asarray(pts), axis=0)
-        return tuple(float(w * 1.1 if w > 0 else w * 0.9 + 1e-12) for w in worst)
+        if device not in self._refs:
+            pool = self.pool()
+            pts = [p for c in pool if (p := self._cheap_point(c.metrics, device)) is not None]
+            worst = np.max(np.asarray(pts), axis=0) if pts else ()
+            self._refs[device] = tuple(float(w * 1.1 if w > 0 else w * 0.9 + 1e-12) for w in worst)
+        return self._refs[device]
 
     def _potential(
         self, m: StructuralMetrics, fronts: Mapping[str, _DeviceFront], accuracy: float
@@ -313,11 +320,18 @@ class ScreeningSampler(BaseSampler):
             length_scale=np.ones(x.shape[1]), length_scale_bounds=(1e-2, 1e2), nu=2.5
         ) + WhiteKernel(1e-4, (1e-8, 1e-1))
         gp = GaussianProcessRegressor(
-            kernel=kernel, normalize_y=True, n_restarts_optimizer=0, random_state=self._seed
+            kernel=kernel,
+            normalize_y=True,
+            optimizer=_lbfgs_capped,
+            n_restarts_optimizer=0,
+            random_state=self._seed,
         )
         import warnings
 
-        with warnings.catch_warnings():
+        from threadpoolctl import threadpool_limits
+
+        # a few dozen points: BLAS threads only contend (with the evaluator's, too)
+        with warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore")  # convergence warnings on a handful of points
             gp.fit(x, y)
             mu, sigma = gp.predict(xp, return_std=True)
@@ -344,11 +358,33 @@ class ScreeningSampler(BaseSampler):
 
 @dataclass(frozen=True)
 class _DeviceFront:
-    """A device's feasible observed points: (accuracy, minimised cheap objectives)."""
+    """A device's feasible observed points: (accuracy, minimised cheap objectives).
+
+    ``steps`` are the accuracy intervals ``(t0, t1)`` between the front's accuracies (from
+    the floor up), each with the points at least as accurate as ``t1`` and their
+    hypervolume in the cheap objectives (shared by every candidate scored against it).
+    """
 
     points: tuple[tuple[float, tuple[float, ...]], ...]
     floor: float
     ref: tuple[float, ...]
+    steps: tuple[tuple[float, float, tuple[tuple[float, ...], ...], float], ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        points: Sequence[tuple[float, tuple[float, ...]]],
+        floor: float,
+        ref: tuple[float, ...],
+    ) -> _DeviceFront:
+        levels = sorted({a for a, _ in points if a > floor})
+        edges = [floor, *levels, math.inf]
+        steps = []
+        for k in range(len(edges) - 1):
+            t0, t1 = edges[k], edges[k + 1]
+            q = tuple(p for a, p in points if a >= t1)
+            steps.append((t0, t1, q, _hv_min(q, ref) if ref else 0.0))
+        return cls(points=tuple(points), floor=floor, ref=ref, steps=tuple(steps))
 
 
 def expected_hvi(
@@ -367,23 +403,55 @@ def expected_hvi(
     """
     if y is None or not front.ref or any(v >= r for v, r in zip(y, front.ref, strict=True)):
         return 0.0
-    mins = ["minimize"] * len(y)
-    levels = sorted({a for a, _ in front.points if a > front.floor})
-    edges = [front.floor, *levels, math.inf]
     total = 0.0
-    for k in range(len(edges) - 1):
-        t0, t1 = edges[k], edges[k + 1]
+    for t0, t1, q, hv_q in front.steps:
         mass = _tail_integral(t0, t1, mu, sigma)
         if mass <= 0:
             continue
-        q = [p for a, p in front.points if a >= t1]
         if q:
-            with_y = hypervolume([*q, y], front.ref, mins)  # type: ignore[arg-type]
-            cross = with_y - hypervolume(q, front.ref, mins)  # type: ignore[arg-type]
+            cross = _hv_min((*q, y), front.ref) - hv_q
         else:
             cross = math.prod(r - v for r, v in zip(front.ref, y, strict=True))
         total += cross * mass
     return total
+
+
+def _hv_min(points: Sequence[tuple[float, ...]], ref: tuple[float, ...]) -> float:
+    """Hypervolume of minimised ``points`` below ``ref``: a direct sweep in one and two
+    dimensions (the common case, called for every pool candidate), else the general
+    :func:`~paretoedge.search.hypervolume`."""
+    pts = [p for p in points if all(x < r for x, r in zip(p, ref, strict=True))]
+    if not pts:
+        return 0.0
+    if len(ref) == 1:
+        return ref[0] - min(p[0] for p in pts)
+    if len(ref) == 2:
+        area, best_y = 0.0, ref[1]
+        for x, yv in sorted(pts):
+            if yv < best_y:
+                area += (ref[0] - x) * (best_y - yv)
+                best_y = yv
+        return area
+    return hypervolume(pts, ref, ["minimize"] * len(ref))
+
+
+def _lbfgs_capped(
+    obj_func: Callable[..., Any], initial_theta: np.ndarray, bounds: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """scikit-learn's default kernel fit (L-BFGS-B on the log marginal likelihood) with at
+    most 50 iterations: the fit runs before every trial, and a few dozen points do not need
+    a tighter optimum."""
+    from scipy.optimize import minimize
+
+    res = minimize(
+        obj_func,
+        initial_theta,
+        method="L-BFGS-B",
+        jac=True,
+        bounds=bounds,
+        options={"maxiter": 50},
+    )
+    return res.x, float(res.fun)
 
 
 def _tail_integral(t0: float, t1: float, mu: float, sigma: float) -> float:
