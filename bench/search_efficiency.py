@@ -14,7 +14,18 @@
    per trial in ms, i.e. Optuna sampling + storage writes + front recomputation, on SQLite
    (a file) and on PostgreSQL (127.0.0.1:5432, if reachable).
 
+3. Replay (``--replay``). A table recorded once by ``bench/record_space.py`` (every point of
+   a space measured by the real pipeline) is replayed through the real controller for every
+   sampler (random, NSGA-II, TPE, GP, screening) x seeds x budgets of 3/5/10/20 % of the
+   space: per device, the share of the brute-force front's hypervolume (mean +- sd), the
+   regret ratio to random at the same budget (regret = 1 - share) and the number of
+   trainings (trials the evaluator ran: not twins, not screened out before training). One
+   study per sampler and seed runs to the largest budget; a smaller budget is the prefix of
+   its trials (no sampler here knows its budget, so the prefix is what a smaller study
+   would have run).
+
 Usage: python bench/search_efficiency.py [--trials 12] [--seeds 5] [--overhead-trials 40]
+       python bench/search_efficiency.py --replay [--table F] [--seeds N] [--seed-base B] [--json]
 """
 
 from __future__ import annotations
@@ -202,8 +213,207 @@ def drop_pg(url: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
+REPLAY_SAMPLERS: dict[str, dict[str, Any]] = {
+    "random": {},
+    "nsga2": {"population_size": 4},
+    "tpe": {"n_startup_trials": 4, "multivariate": True},
+    "gp": {"n_startup_trials": 4},
+    "screening": {},
+}
+DEFAULT_TABLE = Path(__file__).parent / "data" / "space_tiny.json.gz"
+
+
+def load_replay(path: Path) -> tuple[Any, dict[str, Any], list[str]]:
+    """The recorded study (as a config), its table (spec key -> Evaluation) and the keys of
+    the space's points (baselines excluded)."""
+    import gzip
+
+    from paretoedge.objectives import DeviceMetrics, Evaluation
+    from paretoedge.search import BASELINE_SPECS
+    from paretoedge.search._controller import normalize_flat
+    from paretoedge.search._evaluator import spec_key
+
+    with gzip.open(path, "rt") as fh:
+        doc = json.load(fh)
+    table = {
+        key: Evaluation(
+            accuracy=r["accuracy"],
+            size_bytes=r["size_bytes"],
+            parameters=r["parameters"],
+            sparsity=r["sparsity"],
+            devices={
+                d: DeviceMetrics(**{**m, "violations": tuple(m["violations"])})
+                for d, m in r["devices"].items()
+            },
+        )
+        for key, r in doc["rows"].items()
+    }
+    baselines = {spec_key(normalize_flat(f)) for f in BASELINE_SPECS.values()}
+    space_keys = [k for k in table if k not in baselines]
+    return doc["meta"], table, space_keys
+
+
+def replay_doc(meta: dict[str, Any], sampler: str, seed: int, trials: int) -> dict[str, Any]:
+    doc = dict(meta["study"])
+    doc.update(
+        name=f"replay-{sampler}-{seed}",
+        seed=seed,
+        sampler={"name": sampler, "options": REPLAY_SAMPLERS[sampler]},
+        budget={"trials": trials},
+    )
+    return doc
+
+
+def replay_run(
+    meta: dict[str, Any], table: dict[str, Any], sampler: str, seed: int, trials: int, url: str
+) -> list[tuple[Any, bool]]:
+    """Run one study; per trial in order: (its Evaluation or None, whether it trained)."""
+    from paretoedge import storage as st
+    from paretoedge.search import parse_config
+    from paretoedge.search._cheap_metrics import SCREENED_ATTR
+    from paretoedge.search._controller import (
+        TWIN_ATTR,
+        OptunaBackend,
+        SearchRunner,
+        evaluation_of,
+    )
+    from paretoedge.search._evaluator import LookupEvaluator
+
+    config = parse_config(replay_doc(meta, sampler, seed, trials), check_names=False)
+    runner = SearchRunner(
+        config, storage_url=url, evaluator_factory=lambda c: LookupEvaluator(table)
+    )
+    runner.run(backend=OptunaBackend(gc_after_trial=False))
+    cands = {
+        c.trial_number: c
+        for c in st.list_candidates(runner.storage, study=config.name, states=["complete"])
+    }
+    out = []
+    for t in sorted(runner.study.get_trials(deepcopy=False), key=lambda t: t.number):
+        cand = cands.get(t.number)
+        trained = (
+            t.state.name == "COMPLETE"
+            and TWIN_ATTR not in t.user_attrs
+            and SCREENED_ATTR not in t.user_attrs
+        )
+        out.append((evaluation_of(cand) if cand is not None else None, trained))
+    runner.storage.engine.dispose()
+    return out
+
+
+def feasible_on(config: Any, device: str, evaluations: list[Any]) -> list[Any]:
+    cons = config.device_constraints(device)
+    return [
+        e
+        for e in evaluations
+        if e.devices[device].feasible and all(c.violation(e) == 0 for c in cons)
+    ]
+
+
+def replay(args: argparse.Namespace) -> None:
+    import math
+
+    from paretoedge.search import parse_config
+
+    meta, table, space_keys = load_replay(args.table)
+    n = len(space_keys)
+    fractions = [float(f) for f in args.budgets.split(",")]
+    budgets = {f: max(1, round(f * n)) for f in fractions}
+    top = max(budgets.values())
+    config = parse_config(replay_doc(meta, "random", 0, top), check_names=False)
+    devices = list(config.devices)
+    everything = list(table.values())
+    refs = {d: reference(config, d, everything) for d in devices}
+    best = {d: front_hv(config, d, feasible_on(config, d, everything), refs[d]) for d in devices}
+    samplers = args.samplers.split(",")
+    seeds = range(args.seed_base, args.seed_base + args.seeds)
+    shares: dict[tuple[str, float, str], list[float]] = {}
+    trainings: dict[tuple[str, float], list[int]] = {}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for sampler in samplers:
+            for seed in seeds:
+                db = f"sqlite:///{tmp}/{sampler}-{seed}.db"
+                t1 = time.perf_counter()
+                runs = replay_run(meta, table, sampler, seed, top, db)
+                print(
+                    f"  {sampler} seed {seed}: {len(runs)} trials in "
+                    f"{time.perf_counter() - t1:.1f} s",
+                    file=sys.stderr,
+                )
+                for f, b in budgets.items():
+                    prefix = runs[:b]
+                    evs = [e for e, _ in prefix if e is not None]
+                    trainings.setdefault((sampler, f), []).append(sum(t for _, t in prefix))
+                    for d in devices:
+                        hv = front_hv(config, d, feasible_on(config, d, evs), refs[d])
+                        shares.setdefault((sampler, f, d), []).append(hv / best[d])
+    wall = time.perf_counter() - t0
+
+    def mean_sd(v: list[float]) -> tuple[float, float]:
+        return statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0
+
+    rows = []
+    for sampler in samplers:
+        for f, b in budgets.items():
+            for d in devices:
+                m, sd = mean_sd(shares[(sampler, f, d)])
+                rnd = statistics.mean(shares[("random", f, d)]) if "random" in samplers else None
+                ratio = None
+                if rnd is not None:
+                    ratio = (1 - m) / (1 - rnd) if rnd < 1 else (0.0 if m >= 1 else math.inf)
+                rows.append(
+                    {
+                        "sampler": sampler,
+                        "budget_fraction": f,
+                        "budget_trials": b,
+                        "device": d,
+                        "hv_share": round(m, 4),
+                        "hv_share_sd": round(sd, 4),
+                        "regret_ratio_to_random": None if ratio is None else round(ratio, 3),
+                        "trainings": round(statistics.mean(trainings[(sampler, f)]), 2),
+                        "seeds": len(shares[(sampler, f, d)]),
+                    }
+                )
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+        return
+    print(f"table {args.table}: {n} points + baselines, devices {devices}")
+    print(f"recorded with: {meta.get('command')} ({meta.get('record_seconds', 0):.0f} s)")
+    print(f"seeds {args.seed_base}..{args.seed_base + args.seeds - 1}; replay took {wall:.0f} s")
+    for d in devices:
+        print(f"\n{d}: share of the brute-force front's HV, mean +- sd (regret / random's)")
+        print(
+            f"{'sampler':10s}"
+            + "".join(f"{f'{f:.0%} ({b} trials)':>26s}" for f, b in budgets.items())
+        )
+        for sampler in samplers:
+            cells = []
+            for f in budgets:
+                r = next(
+                    x
+                    for x in rows
+                    if (x["sampler"], x["budget_fraction"], x["device"]) == (sampler, f, d)
+                )
+                ratio = r["regret_ratio_to_random"]
+                rr = "" if ratio is None else f" ({ratio:.2f})"
+                cells.append(f"{r['hv_share']:.3f}+-{r['hv_share_sd']:.3f}{rr}")
+            print(f"{sampler:10s}" + "".join(f"{c:>26s}" for c in cells))
+    print("\ntrainings (mean over seeds):")
+    for sampler in samplers:
+        cells = "".join(f"{statistics.mean(trainings[(sampler, f)]):>10.1f}" for f in budgets)
+        print(f"{sampler:10s}{cells}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--replay", action="store_true", help="replay a recorded table (3.)")
+    ap.add_argument("--table", type=Path, default=DEFAULT_TABLE)
+    ap.add_argument("--seed-base", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--budgets", default="0.03,0.05,0.10,0.20")
+    ap.add_argument("--samplers", default=",".join(REPLAY_SAMPLERS))
     ap.add_argument("--trials", type=int, default=8, help="trial budget per study")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--overhead-trials", type=int, default=40)
@@ -213,6 +423,9 @@ def main() -> None:
     import logging
 
     logging.disable(logging.WARNING)
+    if args.replay:
+        replay(args)
+        return
     from paretoedge.hardware_profiles import profile_names
     from paretoedge.settings import get_settings
 

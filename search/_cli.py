@@ -34,6 +34,7 @@ def _fronts_json(study: Study, summary: SearchSummary) -> dict[str, Any]:
         "storage": summary.storage,
         "trials_complete": summary.trials_complete,
         "trials_failed": summary.trials_failed,
+        "trainings_saved": summary.trainings_saved,
         "fronts": {
             d: get_front(study.storage, study=summary.study, device=d, limit=1000).to_dict()[
                 "entries"
@@ -89,7 +90,9 @@ def print_fronts(study: Study, summary: SearchSummary, *, as_json: bool) -> None
         console.print(table)
     console.print(
         f"study [bold]{summary.study}[/]: {summary.trials_complete} complete, "
-        f"{summary.trials_failed} failed trials; database {summary.storage}"
+        f"{summary.trials_failed} failed trials; "
+        f"{summary.trainings_saved} screened out before training (trainings saved); "
+        f"database {summary.storage}"
     )
 
 

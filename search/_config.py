@@ -30,7 +30,7 @@ from paretoedge.objectives import OBJECTIVES, Direction, Evaluation, get_objecti
 from paretoedge.search._names import PATH_MAX, check_model, check_study_name, check_task
 from paretoedge.search._sampler_options import check_sampler_options
 
-SamplerName = Literal["nsga2", "tpe", "gp", "random"]
+SamplerName = Literal["nsga2", "tpe", "gp", "random", "screening"]
 BaselineName = Literal["teacher", "int8"]
 
 #: Largest seed: Optuna's samplers take up to 2**32 - 1 (NumPy's ``RandomState``), the

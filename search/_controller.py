@@ -173,6 +173,8 @@ class SearchSummary:
     trials_complete: int
     trials_failed: int
     fronts: Mapping[str, DeviceFront] = field(default_factory=dict)
+    #: Trials stopped before training because they could enter no device's front.
+    trainings_saved: int = 0
 
 
 def halving_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
@@ -192,8 +194,13 @@ def halving_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     )
 
 
-def sampler_for(config: StudyConfig, *, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
-    """The configured Optuna sampler, seeded with the study's seed (plus ``seed_offset``)."""
+def sampler_for(
+    config: StudyConfig, *, seed_offset: int = 0, runner: SearchRunner | None = None
+) -> optuna.samplers.BaseSampler:
+    """The configured Optuna sampler, seeded with the study's seed (plus ``seed_offset``).
+
+    The screening sampler costs candidates with ``runner``'s evaluator (default: the real
+    pipeline for ``config``, built on first use)."""
     import optuna
 
     opts = dict(config.sampler.options)
@@ -207,7 +214,37 @@ def sampler_for(config: StudyConfig, *, seed_offset: int = 0) -> optuna.samplers
         return optuna.samplers.GPSampler(seed=seed, **opts)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise ConfigError("sampler.name", name, ("nsga2", "tpe", "gp", "random"))
+    if name == "screening":
+        from paretoedge.search._screening import ScreeningSampler, evaluator_metrics
+
+        try:
+            import sklearn  # noqa: F401  (its Gaussian process models accuracy)
+        except ImportError:
+            from paretoedge.errors import MissingExtraError
+
+            raise MissingExtraError("scikit-learn", "screening") from None
+
+        devices = runner.devices if runner is not None else config.devices
+        evaluator_of = (lambda: runner.evaluator) if runner is not None else _lazy(config)
+        return ScreeningSampler(
+            config,
+            metrics=evaluator_metrics(evaluator_of, devices),
+            devices=devices,
+            seed=seed,
+            **opts,
+        )
+    raise ConfigError("sampler.name", name, ("nsga2", "tpe", "gp", "random", "screening"))
+
+
+def _lazy(config: StudyConfig) -> Callable[[], Evaluator]:
+    built: list[Evaluator] = []
+
+    def get() -> Evaluator:
+        if not built:
+            built.append(_default_evaluator(config))
+        return built[0]
+
+    return get
 
 
 def open_optuna_storage(
@@ -367,20 +404,23 @@ class SearchRunner:
                 storage=ostorage,
                 study_name=self.name,
                 directions=directions,
-                sampler=sampler_for(cfg),
+                sampler=sampler_for(cfg, runner=self),
                 pruner=self.pruner,
             )
             self.created = True
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(
-                study_name=self.name, storage=ostorage, sampler=sampler_for(cfg), pruner=self.pruner
+                study_name=self.name,
+                storage=ostorage,
+                sampler=sampler_for(cfg, runner=self),
+                pruner=self.pruner,
             )
             # A process joining (or resuming) a study must not replay the random stream of
             # the first one, or it would propose the same candidates again: offset the seed
             # by the number of trials already there (deterministic for a given history).
             n = len(study.get_trials(deepcopy=False))
             if n:
-                study.sampler = sampler_for(cfg, seed_offset=n)
+                study.sampler = sampler_for(cfg, seed_offset=n, runner=self)
         if not study.metric_names:
             study.set_metric_names([o.label for o in cfg.objectives])
         enqueued = {t.user_attrs.get(BASELINE_ATTR) for t in study.get_trials(deepcopy=False)}
@@ -479,6 +519,8 @@ class SearchRunner:
                 result = twin
                 trial.set_user_attr(TWIN_ATTR, twin.twin_of)
             else:
+                if not baseline:
+                    self._screen_before_training(trial, flat)
                 result = self.evaluator.evaluate(
                     flat, devices=self.devices, onnx_path=onnx_path, rungs=rungs, on_rung=on_rung
                 )
@@ -518,6 +560,48 @@ class SearchRunner:
         if self._display:
             self._display.finish_trial(number, result, fronts)
         return values
+
+    def _screen_before_training(self, trial: optuna.Trial, flat: Mapping[str, Any]) -> None:
+        """Cost ``flat`` on every device from its structure; stop it untrained (Optuna:
+        pruned, candidate: pruned at fidelity 0 with its device metrics and size) when it
+        can enter no device's front (:func:`~paretoedge.search._cheap_metrics.screen`).
+        The trial still counts against the budget and samplers see it."""
+        import time
+
+        from paretoedge import storage as st
+        from paretoedge.search._cheap_metrics import SCREENED_ATTR, screen
+        from paretoedge.storage import DeviceMetricsRecord
+
+        start = time.perf_counter()
+        metrics = self.evaluator.structural_metrics(flat, self.devices)
+        if metrics is None:
+            return
+        verdict = screen(self.config, metrics, self.devices)
+        if verdict.trainable:
+            return
+        rec = st.upsert_candidate(
+            self.storage,
+            study=self.name,
+            trial_number=trial.number,
+            state="pruned",
+            spec=dict(flat),
+            size_bytes=metrics.size_bytes,
+            parameters=metrics.parameters,
+            sparsity=metrics.sparsity,
+            fidelity=0,
+            wall_s=time.perf_counter() - start,
+        )
+        st.upsert_device_metrics_many(
+            self.storage,
+            metrics=[
+                _metrics_record(DeviceMetricsRecord, rec.id, d, m)
+                for d, m in metrics.devices.items()
+            ],
+        )
+        trial.set_user_attr(SCREENED_ATTR, verdict.describe())
+        import optuna
+
+        raise optuna.TrialPruned(f"screened out before training: {verdict.describe()}")
 
     def _completed_twin(self, flat: Mapping[str, Any]) -> CandidateResult | None:
         """The stored result of a complete candidate with the same spec, if there is one.
@@ -802,6 +886,7 @@ class SearchRunner:
             trials_complete=_count(study, (optuna.trial.TrialState.COMPLETE,)),
             trials_failed=_count(study, (optuna.trial.TrialState.FAIL,)),
             fronts=fronts,
+            trainings_saved=screened_out(study),
         )
 
 
@@ -837,6 +922,16 @@ def _spec_key(flat: Mapping[str, Any]) -> dict[str, Any]:
         return normalize_flat(CompressionSpec.from_flat(flat).to_flat())
     except ParetoEdgeError:  # keys of a custom evaluator's own
         return normalize_flat(flat)
+
+
+def screened_out(study: optuna.Study) -> int:
+    """Trials stopped before training by the structural screen (trainings saved)."""
+    import optuna
+
+    from paretoedge.search._cheap_metrics import SCREENED_ATTR
+
+    pruned = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))
+    return sum(SCREENED_ATTR in t.user_attrs for t in pruned)
 
 
 def _count(study: optuna.Study, states: tuple[Any, ...]) -> int:

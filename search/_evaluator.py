@@ -25,6 +25,7 @@ from paretoedge.objectives import DeviceMetrics, Evaluation
 from paretoedge.search._config import StudyConfig
 
 if TYPE_CHECKING:
+    from paretoedge.search._cheap_metrics import StructuralMetrics
     from paretoedge.tasks import Example, TaskData
 
 _log = logging.getLogger(__name__)
@@ -97,6 +98,18 @@ class Evaluator(abc.ABC):
         """Test-split accuracy of an exported candidate, or None if not supported."""
         return None
 
+    def structural_metrics(
+        self, flat: Mapping[str, Any], devices: Sequence[str]
+    ) -> StructuralMetrics | None:
+        """Size and every device's metrics of ``flat`` from its structure, without training
+        (see :mod:`paretoedge.search._cheap_metrics`), or None when this evaluator cannot
+        cost a candidate without evaluating it (the controller then screens nothing).
+
+        Raises:
+            ParetoEdgeError: The candidate cannot be built.
+        """
+        return None
+
 
 def predict_devices(
     onnx_path: Path, devices: Sequence[str], *, exits: bool = True
@@ -131,6 +144,7 @@ class PipelineEvaluator(Evaluator):
         self._teacher: Any = None
         self._tokenizer: Any = None
         self._task: TaskData | None = None
+        self._structural: dict[str, StructuralMetrics] = {}
 
     def prepare(self) -> None:
         """Load the task and the fine-tuned teacher (cached on disk after the first time)."""
@@ -267,6 +281,71 @@ class PipelineEvaluator(Evaluator):
             devices=dict(metrics or {}),
         )
 
+    def structural_metrics(
+        self, flat: Mapping[str, Any], devices: Sequence[str]
+    ) -> StructuralMetrics:
+        """Compress ``flat`` with no training step, export it and run every device's
+        hardware model (the lowering cache makes a known structure a cost query only).
+        Memoised per structure and device for the life of this evaluator."""
+        import tempfile
+
+        from paretoedge.compression import CompressionSpec, compress, export_onnx, model_stats
+        from paretoedge.hardware_profiles import cost, lower_cached, prepare, resolve_profile
+        from paretoedge.search._cheap_metrics import (
+            StructuralMetrics,
+            structural_key,
+            untrained_spec,
+        )
+
+        key = structural_key(flat)
+        known = self._structural.get(key)
+        missing = [d for d in devices if known is None or d not in known.devices]
+        if known is not None and not missing:
+            return StructuralMetrics(
+                size_bytes=known.size_bytes,
+                parameters=known.parameters,
+                sparsity=known.sparsity,
+                devices={d: known.devices[d] for d in devices},
+            )
+        self.prepare()
+        spec = CompressionSpec.from_flat(untrained_spec(flat))
+        if spec.is_empty:
+            model = self._teacher
+        else:
+            model = compress(
+                self._teacher,
+                spec,
+                teacher=self._teacher,
+                tokenizer=self._tokenizer,
+                task=self.task,
+                seed=self.config.seed,
+            ).model
+        stats = model_stats(model)
+        per_device = dict(known.devices) if known is not None else {}
+        with tempfile.TemporaryDirectory(prefix="pe-structure-") as tmp:
+            path = Path(tmp) / "structure.onnx"
+            export_onnx(model, path, seq_len=self.config.seq_len)
+            prepared = prepare(path)  # once for every device
+            for d in missing:
+                profile = resolve_profile(d)
+                lowered, hit = lower_cached(prepared, profile)
+                per_device[d] = DeviceMetrics.from_object(
+                    cost(prepared, lowered, profile, cache_hit=hit)
+                )
+        known = StructuralMetrics(
+            size_bytes=int(stats.stored_bytes),
+            parameters=int(stats.parameters),
+            sparsity=float(stats.sparsity),
+            devices=per_device,
+        )
+        self._structural[key] = known
+        return StructuralMetrics(
+            size_bytes=known.size_bytes,
+            parameters=known.parameters,
+            sparsity=known.sparsity,
+            devices={d: per_device[d] for d in devices},
+        )
+
     def score_onnx(self, onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
         return predict_devices(onnx_path, devices)
 
@@ -364,6 +443,21 @@ class LookupEvaluator(Evaluator):
             onnx_path=None,
             fidelity=int(flat.get("recovery.steps", 0)),
             wall_s=time.perf_counter() - start,
+        )
+
+    def structural_metrics(
+        self, flat: Mapping[str, Any], devices: Sequence[str]
+    ) -> StructuralMetrics:
+        """The table's size and device metrics (measured by the real pipeline, which gives
+        the same structure with or without training)."""
+        from paretoedge.search._cheap_metrics import StructuralMetrics
+
+        ev = self.table[spec_key(flat)]
+        return StructuralMetrics(
+            size_bytes=ev.size_bytes,
+            parameters=ev.parameters,
+            sparsity=ev.sparsity,
+            devices={d: ev.devices[d] for d in devices},
         )
 
     def score_onnx(self, onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:

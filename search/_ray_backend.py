@@ -326,7 +326,7 @@ class StudySearcher(OptunaSearch):
                 space=_StudySpace(cfg),
                 metric=[o.label for o in cfg.objectives],
                 mode=["max" if o.direction == "maximize" else "min" for o in cfg.objectives],
-                sampler=sampler_for(cfg),
+                sampler=sampler_for(cfg, runner=runner),
                 study_name=runner.name,
                 storage=ostorage,
             )

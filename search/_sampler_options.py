@@ -76,6 +76,12 @@ SAMPLER_OPTIONS: dict[str, dict[str, OptionRule]] = {
         "deterministic_objective": OptionRule(bool),
     },
     "random": {},
+    # the screening sampler (paretoedge.search._screening): candidates drawn per proposal
+    # and completed trials before its accuracy model is used
+    "screening": {
+        "pool_size": OptionRule(int, 1, 1_000_000),
+        "n_startup_trials": OptionRule(int, 1, 1_000_000),
+    },
 }
 
 

@@ -110,6 +110,13 @@ class SyntheticEvaluator(Evaluator):
             wall_s=time.perf_counter() - start,
         )
 
+    def structural_metrics(self, flat: Mapping[str, Any], devices: Sequence[str]) -> Any:
+        """The synthetic metrics minus accuracy; ``PE_TEST_LOG`` lines are not written (a
+        costing is no evaluation)."""
+        from paretoedge.search._cheap_metrics import StructuralMetrics
+
+        return StructuralMetrics.of(synthetic_evaluation(flat, devices))
+
     def score_onnx(self, onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
         flat = json.loads(onnx_path.read_text())
         return dict(synthetic_evaluation(flat, devices).devices)

@@ -1,0 +1,100 @@
+"""Cost of a candidate's device metrics from its structure, before any training.
+
+For candidates of the ``tiny`` space of ``bench/record_space.py`` (tiny-bert; distinct
+structures), times :meth:`PipelineEvaluator.structural_metrics` (compress with no training
+step, export ONNX, every device's hardware model):
+
+* cold: an empty TVM lowering cache (a temporary directory), so each new structure is
+  lowered for every device's target;
+* warm: the lowering cache filled by the cold pass, a new evaluator (nothing memoised in
+  memory): compress + export + cost-model queries;
+* memoised: the same evaluator again (what a screening pool pays for a repeated structure).
+
+Beside it, the full evaluation of the same candidates (compression with the study's
+recovery, validation accuracy, export, hardware models; warm lowering cache).
+
+Usage: python bench/cheap_metrics.py [--n 6] [--devices rpi4,mali-g76,stm32h7,host-ort]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=6)
+    ap.add_argument("--devices", default="rpi4,mali-g76,stm32h7,host-ort")
+    args = ap.parse_args()
+
+    import logging
+
+    logging.disable(logging.WARNING)
+    import numpy as np
+    from record_space import PRESETS
+
+    import paretoedge.hardware_profiles._cache as cost_cache
+    from paretoedge.search import candidate_flat, enumerate_space, parse_config
+    from paretoedge.search._controller import normalize_flat
+    from paretoedge.search._evaluator import PipelineEvaluator
+
+    study = dict(PRESETS["tiny"], devices=args.devices.split(","))
+    config = parse_config(study)
+    devices = list(config.devices)
+    space = list(enumerate_space(config.space))
+    pick = np.random.RandomState(0).permutation(len(space))[: args.n]
+    flats = [normalize_flat(candidate_flat(config, space[int(i)])) for i in pick]
+    base = PipelineEvaluator(config)
+    base.prepare()  # the fine-tuned teacher: once per study, not per candidate
+
+    def fresh() -> PipelineEvaluator:
+        ev = PipelineEvaluator(config)
+        ev._teacher, ev._tokenizer, ev._task = base._teacher, base._tokenizer, base._task
+        return ev
+
+    times: dict[str, list[float]] = {"cold": [], "warm": [], "memoised": [], "full": []}
+    original = cost_cache.cache_dir
+    with tempfile.TemporaryDirectory() as tmp:
+        cost_cache.cache_dir = lambda: Path(tmp)  # type: ignore[assignment]
+        try:
+            ev = fresh()
+            for f in flats:
+                t0 = time.perf_counter()
+                ev.structural_metrics(f, devices)
+                times["cold"].append(time.perf_counter() - t0)
+            ev = fresh()
+            for f in flats:
+                t0 = time.perf_counter()
+                ev.structural_metrics(f, devices)
+                times["warm"].append(time.perf_counter() - t0)
+            for f in flats:
+                t0 = time.perf_counter()
+                ev.structural_metrics(f, devices)
+                times["memoised"].append(time.perf_counter() - t0)
+            for f in flats:
+                t0 = time.perf_counter()
+                ev.evaluate(f, devices=devices, onnx_path=Path(tmp) / "m.onnx")
+                times["full"].append(time.perf_counter() - t0)
+        finally:
+            cost_cache.cache_dir = original  # type: ignore[assignment]
+    print(f"tiny-bert, {len(flats)} candidates, devices {devices}, seq_len {config.seq_len}")
+    for k, v in times.items():
+        what = "full evaluation (recovery, accuracy)" if k == "full" else "structural metrics"
+        print(
+            f"  {k:9s} {what:38s} median {statistics.median(v):7.3f} s  "
+            f"min {min(v):7.3f}  max {max(v):7.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

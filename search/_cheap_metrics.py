@@ -1,0 +1,143 @@
+"""Device metrics of a candidate from its structure alone, before any training.
+
+Latency, peak memory, energy, flash/SRAM and stored size follow from a candidate's
+*structure* (shapes, bit-widths, sparsity masks), not from its trained weights: recovery
+keeps the pruning masks and quantisation happens after it. So the controller and the
+screening sampler can cost a candidate on every device without the recovery fine-tune, by
+compressing it with no training steps and running the hardware models on that export (the
+TVM lowering is cached by structural hash, so a structure seen before costs a cost-model
+query only).
+
+One exception, stated where it applies: with ``distill.steps > 0``, a weight-dependent
+transform after distillation (global magnitude pruning, ``lowrank.energy``) sees the
+untrained student here, so its per-layer sparsities or ranks can differ slightly from the
+trained candidate's. Every other transform gives the same structure either way.
+
+:func:`screen` decides whether a candidate can enter any device's front at all: a
+candidate that breaks, on every device, a constraint that needs no accuracy (or does not fit
+the device) is never trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from paretoedge.objectives import DeviceMetrics, Evaluation
+
+if TYPE_CHECKING:
+    from paretoedge.search._config import StudyConfig
+
+#: Trial user attribute set on a trial stopped before training because it cannot enter any
+#: device's front; its value lists why, per device.
+SCREENED_ATTR = "paretoedge.screened_out"
+
+#: Objectives and constraint metrics that the structure alone does not determine.
+EXPENSIVE_METRICS = frozenset({"accuracy"})
+
+
+@dataclass(frozen=True)
+class StructuralMetrics:
+    """What a candidate costs, known without training it.
+
+    Attributes:
+        size_bytes: Stored size (bits and sparsity applied).
+        parameters: Parameter count of the compressed structure.
+        sparsity: Fraction of zero weights.
+        devices: The hardware model's prediction on each device.
+    """
+
+    size_bytes: int
+    parameters: int
+    sparsity: float
+    devices: Mapping[str, DeviceMetrics] = field(default_factory=dict)
+
+    def evaluation(self, accuracy: float = float("nan")) -> Evaluation:
+        """An :class:`Evaluation` with these metrics and the given (e.g. predicted) accuracy."""
+        return Evaluation(
+            accuracy=accuracy,
+            size_bytes=self.size_bytes,
+            parameters=self.parameters,
+            sparsity=self.sparsity,
+            devices=dict(self.devices),
+        )
+
+    @classmethod
+    def of(cls, evaluation: Evaluation) -> StructuralMetrics:
+        return cls(
+            size_bytes=evaluation.size_bytes,
+            parameters=evaluation.parameters,
+            sparsity=evaluation.sparsity,
+            devices=dict(evaluation.devices),
+        )
+
+
+@dataclass(frozen=True)
+class Screen:
+    """Verdict of :func:`screen`: why the candidate cannot enter each device's front.
+
+    ``reasons`` maps a device to the constraint labels / hardware violations that make the
+    candidate infeasible there; a device missing from it is one whose front the candidate
+    may still enter (depending on its accuracy).
+    """
+
+    reasons: Mapping[str, tuple[str, ...]]
+    devices: tuple[str, ...]
+
+    @property
+    def trainable(self) -> bool:
+        """False when the candidate is infeasible on every device of the study."""
+        return any(d not in self.reasons for d in self.devices)
+
+    def describe(self) -> str:
+        return "; ".join(f"{d}: {', '.join(r)}" for d, r in self.reasons.items())
+
+
+def screen(config: StudyConfig, metrics: StructuralMetrics, devices: Sequence[str]) -> Screen:
+    """Which devices' fronts ``metrics`` is shut out of, before any training.
+
+    A device's front is closed to the candidate when the hardware model reports a violation
+    (flash, SRAM or RAM does not fit) or a constraint of that device that needs no accuracy
+    is broken (``latency_ms[rpi4] <= 50``, ``size_bytes <= 4e6``). Fronts are per device, as
+    :func:`~paretoedge.search.rank_candidates` ranks them, so a candidate too slow for one
+    device still trains when it can enter another device's front.
+    """
+    ev = metrics.evaluation()
+    reasons: dict[str, tuple[str, ...]] = {}
+    for d in devices:
+        m = metrics.devices.get(d)
+        why: list[str] = []
+        if m is not None and not m.feasible:
+            why.extend(m.violations or ("does not fit",))
+        for c in config.device_constraints(d):
+            if c.metric in EXPENSIVE_METRICS:
+                continue
+            if c.device is not None and c.device not in metrics.devices:
+                continue
+            if c.violation(ev) > 0:
+                why.append(c.label)
+        if why:
+            reasons[d] = tuple(why)
+    return Screen(reasons=reasons, devices=tuple(devices))
+
+
+def structural_key(flat: Mapping[str, Any]) -> str:
+    """A canonical key of a spec's structure: the spec without its training budget."""
+    import json
+
+    keep = {k: v for k, v in flat.items() if not _is_training_key(k)}
+    return json.dumps(keep, sort_keys=True, default=str)
+
+
+def _is_training_key(key: str) -> bool:
+    # every distill.* field but the layers kept is a training hyper-parameter
+    return key.startswith("recovery.") or (key.startswith("distill.") and key != "distill.layers")
+
+
+def untrained_spec(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``flat`` with every training step removed (same structure, nothing trained)."""
+    out = {k: v for k, v in flat.items() if not k.startswith("recovery.")}
+    if any(k.startswith("distill.") for k in out):
+        out["distill.steps"] = 0
+    return out
