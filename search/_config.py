@@ -553,15 +553,6 @@ def _convert_objective(i: int, o: str | _Objective, devices: Sequence[str]) -> l
     return [ObjectiveSpec(name=o.name, direction=direction)]
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with every mapping a ``dict`` (the strict schema takes no other mapping)."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def parse_config(
     data: Mapping[str, Any],
     *,
@@ -590,7 +581,6 @@ def parse_config(
     if not isinstance(data, Mapping):
         raise ConfigError("<study>", type(data).__name__, "a mapping of study fields")
     check_document(data)
-    data = _plain(data)  # a stored config comes back as read-only mapping proxies
     try:
         m = _Study.model_validate(_plain(data))
     except ValidationError as exc:

@@ -167,11 +167,13 @@ def validate_launch(
         check_study_name(name, field="name")
     if (config is None) == (bundled is None):
         raise ConfigError("config", None, "exactly one of config (a document) or bundled (a name)")
-    paths = {"data_dir": data_dir, "local_paths": data_dir is not None}
+    local_paths = data_dir is not None
     if bundled is not None:
         names = bundled_configs()
         if bundled not in names:
             raise ConfigError("bundled", bundled, names)
-        return load_config(bundled, overrides, **paths)
+        return load_config(bundled, overrides, data_dir=data_dir, local_paths=local_paths)
     assert config is not None
-    return parse_config(apply_overrides(config, overrides), **paths)
+    return parse_config(
+        apply_overrides(config, overrides), data_dir=data_dir, local_paths=local_paths
+    )
