@@ -131,7 +131,7 @@ def run_hash(ctx: CompressContext, config: HashConfig) -> bool:
 register_transform(
     "hash",
     HashConfig,
-    Step("hash", order=470, handler="paretoedge.compression._hash:run_hash"),
+    Step("hash", order=450, handler="paretoedge.compression._hash:run_hash"),
     note=(
         "Hashed weights (HashedNets): the stored size counts the real parameter vectors and "
         "their seeds, but the ONNX file holds the materialised weights (no runtime has a "
