@@ -14,9 +14,9 @@ Presets:
   2 cores. Student depth is not in it: ``distill.steps`` is not a study key yet, so every
   ``distill.layers`` point would pay the default 300 distillation steps.
 * ``tiny``: tiny-bert (random 2-layer BERT built from a config) with a 4-step recovery on
-  256 training examples, 36 points plus the baselines, devices rpi4 and stm32h7. What a
-  shared 2-core machine affords in half an hour; its accuracies are those of a tiny model
-  and say nothing about MiniLM.
+  256 training examples, 18 points (FFN x sparsity x bits) plus the baselines, devices
+  rpi4 and stm32h7: what a shared, overloaded 2-core machine afforded in half an hour. Its
+  accuracies are those of a tiny model and say nothing about MiniLM.
 
 Writing is incremental (``--out`` is rewritten after every point) and a run continues a
 partial table, so a long recording can be interrupted and resumed.
@@ -51,7 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"train_limit": 256, "validation_limit": 256, "test_limit": 64},
         "teacher": {"epochs": 1.0},
         "space": {
-            "heads.keep": [1.0, 0.5],
+            "heads.keep": [1.0],
             "ffn.keep": [1.0, 0.5],
             "prune.sparsity": {"low": 0.0, "high": 0.6, "step": 0.3},
             "quant.bits": [32, 8, 4],
@@ -138,8 +138,11 @@ def main() -> None:
     }
     if args.out.is_file():
         doc = load_table(args.out)
-    rows: dict[str, Any] = doc["rows"]
+        doc["meta"]["study"] = study  # the preset may have narrowed: keep its points only
     flats = points(config)
+    keep = {spec_key(f) for f in flats}
+    rows: dict[str, Any] = {k: v for k, v in doc["rows"].items() if k in keep}
+    doc["rows"] = rows
     todo = [f for f in flats if spec_key(f) not in rows]
     if args.limit is not None:
         todo = todo[: args.limit]

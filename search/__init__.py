@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from paretoedge.search._cheap_metrics import SCREENED_ATTR, Screen, StructuralMetrics, screen
 from paretoedge.search._config import (
     Budget,
     Constraint,
@@ -39,6 +40,10 @@ from paretoedge.search._space import (
 __all__ = [
     "BASELINE_SPECS",
     "DIRECTIONS",
+    "SCREENED_ATTR",
+    "Screen",
+    "StructuralMetrics",
+    "screen",
     "Budget",
     "Constraint",
     "DataSpec",
