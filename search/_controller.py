@@ -323,6 +323,7 @@ class SearchRunner:
         self._display: _Display | None = None
         self._claim_id: int | None = None
         self.created = False
+        self._screens: bool | None = None
         #: Devices scored and ranked: the config's plus those added later (add-device).
         self.devices: tuple[str, ...] = tuple(dict.fromkeys([*config.devices, *extra_devices]))
 
@@ -519,7 +520,7 @@ class SearchRunner:
                 result = twin
                 trial.set_user_attr(TWIN_ATTR, twin.twin_of)
             else:
-                if not baseline:
+                if not baseline and self._screen_can_reject():
                     self._screen_before_training(trial, flat)
                 result = self.evaluator.evaluate(
                     flat, devices=self.devices, onnx_path=onnx_path, rungs=rungs, on_rung=on_rung
@@ -560,6 +561,23 @@ class SearchRunner:
         if self._display:
             self._display.finish_trial(number, result, fronts)
         return values
+
+    def _screen_can_reject(self) -> bool:
+        """Whether the structural screen can stop a candidate in this study: a constraint
+        that needs no accuracy, a microcontroller (flash/SRAM limits models do break), or
+        the screening sampler (which costs candidates anyway). Elsewhere the untrained
+        export it needs would be paid on every trial for nothing."""
+        if self._screens is None:
+            from paretoedge.hardware_profiles import load_profile
+            from paretoedge.search._cheap_metrics import EXPENSIVE_METRICS
+
+            cfg = self.config
+            self._screens = (
+                cfg.sampler.name == "screening"
+                or any(c.metric not in EXPENSIVE_METRICS for c in cfg.constraints)
+                or any(_device_kind(d, load_profile) == "mcu" for d in self.devices)
+            )
+        return self._screens
 
     def _screen_before_training(self, trial: optuna.Trial, flat: Mapping[str, Any]) -> None:
         """Cost ``flat`` on every device from its structure; stop it untrained (Optuna:
@@ -922,6 +940,14 @@ def _spec_key(flat: Mapping[str, Any]) -> dict[str, Any]:
         return normalize_flat(CompressionSpec.from_flat(flat).to_flat())
     except ParetoEdgeError:  # keys of a custom evaluator's own
         return normalize_flat(flat)
+
+
+def _device_kind(device: str, load: Callable[[str], Any]) -> str | None:
+    """A device's kind, or None for a name no profile has (a custom evaluator's own)."""
+    try:
+        return str(load(device).kind)
+    except ParetoEdgeError:
+        return None
 
 
 def screened_out(study: optuna.Study) -> int:
