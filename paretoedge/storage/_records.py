@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 StudyStatus = Literal["running", "finished", "stopped", "failed"]
 CandidateState = Literal["running", "complete", "pruned", "failed"]
-ArtifactKind = Literal["onnx", "hf", "tvm", "card"]
+ArtifactKind = Literal["onnx", "hf", "tvm", "card", "executorch", "tflite"]
 FrontSort = Literal["latency", "accuracy", "size"]
 Direction = Literal["minimize", "maximize"]
 
