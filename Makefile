@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[postgres,ray,api,test,executorch]' $(TORCH)
+	$(PY) -m pip install -q -e '.[postgres,ray,api,test,executorch,tflm]' $(TORCH)
 	touch $@
 
 lint: install

@@ -5,7 +5,8 @@ ARM (NEON) and x86. A candidate is written as a static-shape program with the sa
 int64 ``[1, seq_len]`` inputs as the ONNX export and one ``logits`` output:
 
 * float: ``torch.export`` → ``to_edge_transform_and_lower`` with the XNNPACK partitioner
-  → ``to_executorch``;
+  → ``to_executorch``; activations in float even where the candidate fake-quantises them
+  (``aten._fake_quantize_*`` is not core ATen, so ExecuTorch cannot lower it);
 * int8: the PT2E flow first (``prepare_pt2e`` with the XNNPACK quantizer, calibration on
   real training batches, ``convert_pt2e``), per-channel symmetric int8 weights and int8
   activations on every ``nn.Linear``, the layers XNNPACK runs as int8 GEMMs.
@@ -116,6 +117,10 @@ def export_executorch(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     work = bake(copy.deepcopy(model)).eval()
+    # activations compute in float (int8: the program's own observers quantise them); the
+    # candidate's fake activation quantisers have no core-ATen form that ExecuTorch lowers.
+    # The agreement check measures what this changes.
+    set_act_quant_enabled(work, False)
     inputs = example_inputs(work, batch=1, seq_len=seq_len)
     args = tuple(inputs[n] for n in INPUT_NAMES)
     wrapper = _wrapper(work)
@@ -127,8 +132,6 @@ def export_executorch(
             )
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-            # the program's own observers replace the candidate's fake activation quantisers
-            set_act_quant_enabled(work, False)
             quantizer = XNNPACKQuantizer().set_module_type(
                 torch.nn.Linear, get_symmetric_quantization_config(is_per_channel=True)
             )
