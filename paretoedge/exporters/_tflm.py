@@ -89,10 +89,21 @@ def _tflm_runtime() -> Any:
 
 def _interpreter(data: bytes, arena: int) -> Any | None:
     """A TFLM interpreter that ran once with an ``arena``-byte arena, or None if too small."""
+    import numpy as np
+
     runtime = _tflm_runtime()
     try:
         interp = runtime.Interpreter.from_bytes(data, arena_size=arena)
-        interp.invoke()  # zero inputs: allocation and every kernel's Prepare/Eval run
+    except RuntimeError:
+        return None
+    # zero inputs (the arena is not cleared: token ids would be garbage), then one run so
+    # that every kernel's Prepare and Eval have asked for their buffers
+    inputs = runtime.convert_bytearray_to_object(bytearray(data)).subgraphs[0].inputs
+    for i in range(len(inputs)):
+        d = interp.get_input_details(i)
+        interp.set_input(np.zeros(tuple(d["shape"]), dtype=d["dtype"]), i)
+    try:
+        interp.invoke()
     except RuntimeError:
         return None
     return interp
