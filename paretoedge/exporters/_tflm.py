@@ -14,8 +14,10 @@ Conversion uses ``litert-torch`` (PT2E static int8 quantisation: per-channel wei
 int8 activations, then the LiteRT converter). Two rewrites make a BERT run in TFLM, whose
 op resolver has no ``GELU``: the activation becomes ``x * sigmoid(1.5958 (x + 0.0447 x^3))``,
 which equals the tanh approximation of GELU exactly (``0.5 (1 + tanh z) = sigmoid(2 z)``)
-and lowers to LOGISTIC/MUL/ADD, which TFLM has; and the padding mask enters as an additive
-float mask (see :mod:`paretoedge.exporters._executorch`). The agreement check of the
+and lowers to LOGISTIC/MUL/ADD, which TFLM has; the embedding tables are stored as int8
+rows with a per-row scale (PT2E leaves lookups in float, see :func:`_int8_embeddings`);
+and the padding mask enters as an additive float mask (see
+:mod:`paretoedge.exporters._executorch`). The agreement check of the
 export measures what the tanh approximation costs against the erf GELU of the candidate.
 
 ``litert-torch`` 0.10 cannot be installed beside paretoedge's TVM: it requires
@@ -183,6 +185,34 @@ def _gelu_as_sigmoid(model: nn.Module) -> None:
             module.intermediate_act_fn = _SigmoidGelu()
 
 
+def _int8_embeddings(model: nn.Module) -> None:
+    """Store every embedding table as int8 rows with one float scale per row.
+
+    PT2E quantises the matmuls, not the lookups: a float word table (30522 x r) would fill
+    the flash the hardware model counts in int8. The lookup becomes GATHER on the int8
+    table and on the scales, a cast and a multiply, all TFLM kernels.
+    """
+    import torch
+    from torch import nn
+
+    class _Int8Embedding(nn.Module):
+        def __init__(self, table: torch.Tensor) -> None:
+            super().__init__()
+            scale = table.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+            q = torch.round(table / scale[:, None]).clamp(-127, 127).to(torch.int8)
+            self.register_buffer("table", q)
+            self.register_buffer("scale", scale[:, None].contiguous())
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            rows = nn.functional.embedding(ids, self.table).to(torch.float32)
+            return rows * nn.functional.embedding(ids, self.scale)
+
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Embedding):
+                setattr(parent, name, _Int8Embedding(child.weight.detach()))
+
+
 def export_tflite(
     model: nn.Module,
     path: str | Path,
@@ -225,6 +255,7 @@ def export_tflite(
     work = bake(copy.deepcopy(model)).eval()
     set_act_quant_enabled(work, False)
     _gelu_as_sigmoid(work)
+    _int8_embeddings(work)
     inputs = example_inputs(work, batch=1, seq_len=seq_len)
     args = tuple(inputs[n].to(torch.int32) for n in INPUT_NAMES)
     quantizer = PT2EQuantizer().set_global(
