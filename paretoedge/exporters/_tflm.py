@@ -196,6 +196,9 @@ def _int8_embeddings(model: nn.Module) -> None:
     from torch import nn
 
     class _Int8Embedding(nn.Module):
+        table: torch.Tensor
+        scale: torch.Tensor
+
         def __init__(self, table: torch.Tensor) -> None:
             super().__init__()
             scale = table.abs().amax(dim=1).clamp(min=1e-12) / 127.0
