@@ -494,6 +494,12 @@ def model_card(
         f"{'yes' if c.passed else '**no**'} |"
         for c in result.runtime_checks
     )
+    mcu_rows = "".join(
+        f"| predicted {key} (flatbuffer / TFLM arena: `bench/tflm_memory.py`) | "
+        f"{pred[f'{key}_bytes']:,} B |\n"
+        for key in ("flash", "sram")
+        if pred.get(f"{key}_bytes") is not None
+    )
     pte = [c.file for c in result.runtime_checks if c.runtime == "executorch"]
     pte_howto = (
         f"""- {", ".join(f"`{f}`" for f in pte)}: ExecuTorch programs, XNNPACK delegate
@@ -544,7 +550,7 @@ from study `{study.name}` (seed {study.seed}), rebuilt from the stored configura
 | predicted latency on {result.device} | {pred.get("latency_ms", 0.0):.3f} ms |
 | stored latency on {result.device} | {_fmt(stored and stored.latency_ms, "{:.3f} ms")} |
 | predicted peak memory | {pred.get("peak_memory_bytes", 0) / 1e6:.3f} MB |
-| predicted energy | {_fmt(pred.get("energy_mj"), "{:.3f} mJ")} |
+{mcu_rows}| predicted energy | {_fmt(pred.get("energy_mj"), "{:.3f} mJ")} |
 | fits the device | {fits} |
 
 {drift}Test accuracy of the exported ONNX files (onnxruntime, CPU):

@@ -106,3 +106,37 @@ def test_check_runtime_holds_float_files_to_agreement_and_int8_to_accuracy() -> 
     with pytest.raises(ValueError, match="3 labels"):
         check_runtime(file="e", int8=False, run=_fixed(reference), feeds=feeds,
                       labels=[0, 1, 0], reference=reference, runtime="x")  # fmt: skip
+
+
+def test_model_card_records_each_runtime_check_and_the_mcu_memory(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
+    from _query_data import populate
+
+    from paretoedge import storage as st
+    from paretoedge.export import ExportResult, model_card
+    from paretoedge.exporters import RuntimeCheck
+
+    url = f"sqlite:///{tmp_path / 'pe.db'}"
+    populate(url)
+    with st.open_storage(url) as storage:
+        study = st.get_study(storage, name="qs")
+        cand = st.get_candidate(storage, study="qs", trial_number=3)
+    checks = (
+        RuntimeCheck("model.pte", "executorch", False, 500, 0.998, 0.81, 0.812, 3e-6),
+        RuntimeCheck("model.int8.pte", "executorch", True, 500, 0.95, 0.79, 0.812, 0.2),
+    )
+    result = ExportResult(
+        study="qs", trial=3, device="rpi4", out=tmp_path, files={}, stored_accuracy=None,
+        reproduced_accuracy=0.8, stored_test_accuracy=None, onnx_test_accuracy={},
+        predicted={"latency_ms": 1.0, "flash_bytes": 792354, "sram_bytes": 53248},
+        tvm_library=tmp_path / "model.tar", tvm_linked=False, runtime_checks=checks,
+    )  # fmt: skip
+    card = model_card(study, cand, result, model="tiny-bert", task="sentiment", seq_len=32)
+    assert "| `model.pte` | executorch | 500 | 0.9980 | 0.8100 | 0.8120 | 3.00e-06 |" in card
+    # int8 held to accuracy: 0.79 is 2.2 points below PyTorch, so it fails however it agrees
+    assert "| `model.int8.pte` | executorch | 500 | 0.9500 | 0.7900 | 0.8120 |" in card
+    assert "|accuracy - PyTorch| <= 0.01 | **no** |" in card
+    assert "agreement >= 0.99 | yes |" in card
+    assert "792,354 B" in card and "53,248 B" in card
+    assert 'load_program("model.pte")' in card
+    assert result.to_dict()["runtime_checks"][1]["passed"] is False
