@@ -76,16 +76,22 @@ def compare(measured: Path) -> None:
     from paretoedge.hardware_profiles import predict
 
     rows = json.loads(measured.read_text())
-    print("| spec | flash meas. | flash pred. | ratio | SRAM (arena) meas. | SRAM pred. | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| spec | flatbuffer | pred. weights | ratio | pred. flash (+TVM code) | TFLM arena "
+        "| pred. SRAM | ratio | TFLM agreement | int8 acc. (PyTorch) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for row in rows:
             onnx = export_onnx(_model(row["spec"]), Path(tmp) / "m.onnx", seq_len=SEQ_LEN)
             p = predict(onnx, "stm32h7")
             spec = ", ".join(f"{k}={v}" for k, v in row["spec"].items())
-            print(f"| {spec} | {row['flash_bytes']} | {p.flash_bytes} | "
-                  f"{row['flash_bytes'] / p.flash_bytes:.2f} | {row['arena_bytes']} | "
-                  f"{p.sram_bytes} | {row['arena_bytes'] / p.sram_bytes:.2f} |")  # fmt: skip
+            c = row["check"]
+            print(f"| {spec} | {row['flash_bytes']:,} | {p.weight_bytes:,} | "
+                  f"{row['flash_bytes'] / p.weight_bytes:.2f} | {p.flash_bytes:,} | "
+                  f"{row['arena_bytes']:,} | {p.sram_bytes:,} | "
+                  f"{row['arena_bytes'] / p.sram_bytes:.2f} | {c['agreement']:.3f} | "
+                  f"{c['accuracy']:.3f} ({c['reference_accuracy']:.3f}) |")  # fmt: skip
 
 
 def main() -> None:
