@@ -18,7 +18,15 @@ Written to ``out``:
   target is this machine, otherwise ``model.tar`` (object files to link on the device, as
   no cross linker is needed for that), plus ``params.npz`` (weights in call order) and
   ``inputs.json``;
+* ``model.pte`` / ``model.int8.pte``: XNNPACK-delegated ExecuTorch programs (fp32, and
+  int8 when the candidate quantises weights to 8 bits) for ARM CPUs and phones, when the
+  ``executorch`` extra is installed (see :data:`DEVICE_FORMATS`);
 * ``README.md``: a model card (config, metrics, device, predicted latency, how to load).
+
+Every exported file is run in its own runtime on the test split and compared with the
+PyTorch candidate (:func:`paretoedge.exporters.check_runtime`): float files must agree on
+>= 99 % of the predictions, int8 files must stay within one accuracy point. The checks are
+in :attr:`ExportResult.runtime_checks` and the card.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import json
 import logging
 import math
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,9 +44,54 @@ from typing import TYPE_CHECKING, Any
 from paretoedge.errors import ConfigError, NotFoundError, ParetoEdgeError
 
 if TYPE_CHECKING:
+    from paretoedge.exporters import RuntimeCheck
     from paretoedge.storage import CandidateRecord, Storage, StudyRecord
 
 _log = logging.getLogger(__name__)
+
+#: format -> the import its exporter and runtime need (None: a core dependency)
+FORMATS: dict[str, str | None] = {"onnx": None, "executorch": "executorch"}
+#: device kind -> the formats that class of device deploys (written when installed)
+DEVICE_FORMATS: dict[str, tuple[str, ...]] = {
+    "cpu": ("onnx", "executorch"),
+    "gpu": ("onnx",),
+    "mcu": ("onnx",),
+}
+
+
+def resolve_formats(requested: Sequence[str] | None, device_kind: str) -> tuple[str, ...]:
+    """The formats to write: ``requested``, or the device class's installed ones.
+
+    ONNX is always written (the hardware model predicts on it). A format asked for
+    explicitly must be installed; one only implied by the device class is skipped with a
+    log line when its extra is missing.
+
+    Raises:
+        ConfigError: An unknown format.
+        MissingExtraError: A requested format's extra is not installed.
+    """
+    from paretoedge.exporters import available, require
+
+    if requested is None:
+        wanted = DEVICE_FORMATS.get(device_kind, ("onnx",))
+        chosen = []
+        for f in wanted:
+            package = FORMATS[f]
+            if package is not None and not available(package):
+                _log.info("skipping the %s export: install paretoedge[%s] for it", f, f)
+                continue
+            chosen.append(f)
+        return tuple(chosen)
+    chosen = ["onnx"]
+    for f in requested:
+        if f not in FORMATS:
+            raise ConfigError("format", f, sorted(FORMATS))
+        package = FORMATS[f]
+        if package is not None:
+            require(package)
+        if f not in chosen:
+            chosen.append(f)
+    return tuple(chosen)
 
 
 @dataclass(frozen=True)
@@ -68,6 +121,7 @@ class ExportResult:
     tvm_library: Path
     tvm_linked: bool
     spec: Mapping[str, Any] = field(default_factory=dict)
+    runtime_checks: Sequence[RuntimeCheck] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +138,7 @@ class ExportResult:
             "tvm_library": str(self.tvm_library),
             "tvm_linked": self.tvm_linked,
             "spec": dict(self.spec),
+            "runtime_checks": [c.to_dict() for c in self.runtime_checks],
         }
 
 
@@ -338,22 +393,37 @@ def export_candidate(
     out: Path,
     progress: bool = False,
     record: bool = True,
+    formats: Sequence[str] | None = None,
 ) -> ExportResult:
     """Rebuild trial ``trial`` of ``study`` and write it for ``device`` (see module doc).
 
     Args:
         record: Store the written files as artifacts of the candidate.
+        formats: Formats to write besides ONNX (see :func:`resolve_formats`); default:
+            those the device's class deploys, where installed.
 
     Raises:
         NotFoundError: No such study or trial.
-        ConfigError: ``device`` is not a device of the study, or the trial is not complete.
+        ConfigError: ``device`` is not a device of the study, the trial is not complete,
+            or an unknown format.
+        MissingExtraError: A requested format's extra is not installed.
         LoweringError: TVM cannot build the model for the device's target.
     """
     from paretoedge import storage as st
     from paretoedge.compression import save_compressed
-    from paretoedge.hardware_profiles import predict
+    from paretoedge.exporters import (
+        check_runtime,
+        example_feeds,
+        executorch_runner,
+        export_executorch,
+        onnx_runner,
+        torch_logits,
+    )
+    from paretoedge.hardware_profiles import load_profile, predict
     from paretoedge.search._evaluator import onnx_accuracy
+    from paretoedge.training import make_batches
 
+    chosen = resolve_formats(formats, load_profile(device).kind)
     rebuilt = rebuild_candidate(storage, study=study, trial=trial, device=device, progress=progress)
     srec, cand, cfg = rebuilt.study, rebuilt.candidate, rebuilt.config
     model, tokenizer, spec, task = rebuilt.model, rebuilt.tokenizer, rebuilt.spec, rebuilt.task
@@ -372,9 +442,56 @@ def export_candidate(
     )
     onnx_path = files["onnx"]
     onnx_files = [files[k] for k in ("onnx", "onnx_int8") if k in files]
+    quantised = "onnx_int8" in files
+    calibration = make_batches(tokenizer, task.train[:64], batch_size=16, max_length=cfg.seq_len)
     test_acc = {
         p.name: float(onnx_accuracy(p, tokenizer, task.test, cfg.seq_len)) for p in onnx_files
     }
+    feeds = example_feeds(tokenizer, task.test, cfg.seq_len)
+    labels = [e.label for e in task.test]
+    reference = torch_logits(model, feeds)
+    checks = [
+        check_runtime(
+            file=p.name,
+            runtime="onnxruntime",
+            int8=p is not onnx_path,
+            run=onnx_runner(p),
+            feeds=feeds,
+            labels=labels,
+            reference=reference,
+        )
+        for p in onnx_files
+    ]
+    if "executorch" in chosen:
+        for is_int8 in (False, True) if quantised else (False,):
+            name = "model.int8.pte" if is_int8 else "model.pte"
+            pte = export_executorch(
+                model, out / name, seq_len=cfg.seq_len, int8=is_int8, calibration=calibration
+            )
+            files["executorch_int8" if is_int8 else "executorch"] = pte
+            run = executorch_runner(pte)
+            checks.append(
+                check_runtime(
+                    file=name,
+                    runtime="executorch",
+                    int8=is_int8,
+                    run=run,
+                    feeds=feeds,
+                    labels=labels,
+                    reference=reference,
+                )
+            )
+    for c in checks:
+        if not c.passed:
+            _log.warning(
+                "%s in %s fails its check (%s): agreement %.4f, accuracy %.4f vs PyTorch %.4f",
+                c.file,
+                c.runtime,
+                c.criterion,
+                c.agreement,
+                c.accuracy,
+                c.reference_accuracy,
+            )
     prediction = predict(onnx_path, device).to_dict(kernels=False)
     exit_section = ""
     if spec.exit is not None:
@@ -415,6 +532,7 @@ def export_candidate(
         tvm_library=lib,
         tvm_linked=linked,
         spec=dict(cand.spec),
+        runtime_checks=tuple(checks),
     )
     card = out / "README.md"
     card.write_text(
@@ -428,7 +546,7 @@ def export_candidate(
             st.add_artifact(
                 storage,
                 candidate_id=cand.id,
-                kind="onnx" if kind.startswith("onnx") else kind,  # type: ignore[arg-type]
+                kind="onnx" if kind.startswith("onnx") else kind.removesuffix("_int8"),  # type: ignore[arg-type]
                 path=str(path.resolve()),
                 sha256=digest,
                 bytes=size,
@@ -481,6 +599,28 @@ def model_card(
         "| (none) | uncompressed |"
     )
     test_rows = "\n".join(f"| `{k}` | {v:.4f} |" for k, v in result.onnx_test_accuracy.items())
+    check_rows = "\n".join(
+        f"| `{c.file}` | {c.runtime} | {c.examples} | {c.agreement:.4f} | {c.accuracy:.4f} | "
+        f"{c.reference_accuracy:.4f} | {c.max_abs_logit_diff:.2e} | {c.criterion} | "
+        f"{'yes' if c.passed else '**no**'} |"
+        for c in result.runtime_checks
+    )
+    mcu_rows = "".join(
+        f"| predicted {key} (flatbuffer / TFLM arena: `bench/tflm_memory.py`) | "
+        f"{pred[f'{key}_bytes']:,} B |\n"
+        for key in ("flash", "sram")
+        if pred.get(f"{key}_bytes") is not None
+    )
+    pte = [c.file for c in result.runtime_checks if c.runtime == "executorch"]
+    pte_howto = (
+        f"""- {", ".join(f"`{f}`" for f in pte)}: ExecuTorch programs, XNNPACK delegate
+  (`pip install 'paretoedge[executorch]'`); same inputs as the ONNX file:
+  `executorch.runtime.Runtime.get().load_program("{pte[0]}").load_method("forward")`
+  `.execute([input_ids, attention_mask, token_type_ids])`.
+"""
+        if pte
+        else ""
+    )
     lib = result.tvm_library.name
     if result.tvm_linked:
         tvm_howto = f"""```python
@@ -521,7 +661,7 @@ from study `{study.name}` (seed {study.seed}), rebuilt from the stored configura
 | predicted latency on {result.device} | {pred.get("latency_ms", 0.0):.3f} ms |
 | stored latency on {result.device} | {_fmt(stored and stored.latency_ms, "{:.3f} ms")} |
 | predicted peak memory | {pred.get("peak_memory_bytes", 0) / 1e6:.3f} MB |
-| predicted energy | {_fmt(pred.get("energy_mj"), "{:.3f} mJ")} |
+{mcu_rows}| predicted energy | {_fmt(pred.get("energy_mj"), "{:.3f} mJ")} |
 | fits the device | {fits} |
 
 {drift}Test accuracy of the exported ONNX files (onnxruntime, CPU):
@@ -530,6 +670,14 @@ from study `{study.name}` (seed {study.seed}), rebuilt from the stored configura
 |---|---|
 {test_rows}
 
+Each exported file run in its own runtime on the test split, against the PyTorch candidate
+(agreement: share of examples with the same predicted class; int8 files are held to
+accuracy within one point instead):
+
+| file | runtime | n | agreement | accuracy | PyTorch | max abs logit diff | criterion | passed |
+|---|---|---|---|---|---|---|---|---|
+{check_rows}
+
 ## Files and how to load them
 
 - `hf/`: `paretoedge.compression.load_compressed("hf")` (pruned shapes and quantised
@@ -537,7 +685,7 @@ from study `{study.name}` (seed {study.seed}), rebuilt from the stored configura
 - `model.onnx` (and `model.int8.onnx` when quantised):
   `onnxruntime.InferenceSession("model.onnx")`, inputs `input_ids`, `attention_mask`,
   `token_type_ids` of shape [1, {seq_len}] int64, output `logits`.
-- `tvm/{lib}`: TVM build for `{result.device}`.
+{pte_howto}- `tvm/{lib}`: TVM build for `{result.device}`.
 
 {tvm_howto}
 """

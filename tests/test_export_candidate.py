@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import tarfile
@@ -114,9 +115,22 @@ def test_export_rebuilds_the_stored_candidate(
     card = (out / "README.md").read_text()
     assert "baseline `int8`" in card and "predicted latency on host" in card
     assert "onnxruntime.InferenceSession" in card and "load_tvm_library" in card
+    # every exported file ran in its runtime on the test split; the card records it
+    checks = {c["file"]: c for c in doc["runtime_checks"]}
+    has_et = importlib.util.find_spec("executorch") is not None
+    pte = ["model.pte", "model.int8.pte"] if has_et else []
+    assert sorted(checks) == sorted(["model.onnx", "model.int8.onnx", *pte])
+    for name, c in checks.items():
+        assert c["examples"] == 64 and c["passed"], c
+        assert c["int8"] == ("int8" in name)
+        assert f"| `{name}` | {c['runtime']} | 64 | {c['agreement']:.4f} |" in card
+    assert checks["model.onnx"]["agreement"] == 1.0
     kinds = sorted(a.kind for a in st.list_artifacts(storage, candidate_id=int8.id))
-    # the search's ONNX, then ours: model.onnx, model.int8.onnx, hf, tvm and the card
-    assert kinds == ["card", "hf", "onnx", "onnx", "onnx", "tvm"]
+    # the search's ONNX, then ours: model.onnx, model.int8.onnx, hf, tvm, the card and
+    # (host is a CPU: ExecuTorch when installed) model.pte, model.int8.pte
+    assert kinds == sorted(
+        ["card", "hf", "onnx", "onnx", "onnx", "tvm"] + ["executorch"] * len(pte)
+    )
     from paretoedge.compression import load_compressed
 
     assert load_compressed(out / "hf") is not None

@@ -301,6 +301,12 @@ def register(app: typer.Typer) -> None:
         storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
+        formats: list[str] | None = typer.Option(  # noqa: B008
+            None,
+            "--format",
+            help="Also write this format (onnx, executorch; repeatable). Default: the formats "
+            "the device's class deploys, where installed.",
+        ),
     ) -> None:
         """Rebuild a candidate and write HF model, ONNX, TVM library and a model card."""
         from rich.console import Console
@@ -315,7 +321,13 @@ def register(app: typer.Typer) -> None:
                 else contextlib.nullcontext()
             ):
                 result = export_candidate(
-                    st, study=name, trial=trial, device=device, out=out, progress=False
+                    st,
+                    study=name,
+                    trial=trial,
+                    device=device,
+                    out=out,
+                    progress=False,
+                    formats=formats or None,
                 )
         if as_json:
             typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
@@ -328,6 +340,12 @@ def register(app: typer.Typer) -> None:
         )
         for kind, path in result.files.items():
             typer.echo(f"  {kind}: {path}")
+        for c in result.runtime_checks:
+            typer.echo(
+                f"  {c.file} in {c.runtime}: agreement {c.agreement:.4f}, accuracy "
+                f"{c.accuracy:.4f} (PyTorch {c.reference_accuracy:.4f}), "
+                f"{'passed' if c.passed else 'FAILED'} ({c.criterion})"
+            )
 
     @app.command("serve")
     def serve_cmd(

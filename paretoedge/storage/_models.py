@@ -151,7 +151,9 @@ class ArtifactRow(Base):
     __tablename__ = "pe_artifacts"
     __table_args__ = (
         UniqueConstraint("candidate_id", "kind", "path"),
-        CheckConstraint("kind IN ('onnx', 'hf', 'tvm', 'card')", name="kind"),
+        CheckConstraint(
+            "kind IN ('onnx', 'hf', 'tvm', 'card', 'executorch', 'tflite')", name="kind"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -16,7 +16,7 @@ from paretoedge._types import Direction
 
 StudyStatus = Literal["running", "finished", "stopped", "failed"]
 CandidateState = Literal["running", "complete", "pruned", "failed"]
-ArtifactKind = Literal["onnx", "hf", "tvm", "card"]
+ArtifactKind = Literal["onnx", "hf", "tvm", "card", "executorch", "tflite"]
 FrontSort = Literal["latency", "accuracy", "size"]
 
 STUDY_STATUSES: tuple[str, ...] = get_args(StudyStatus)

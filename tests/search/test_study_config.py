@@ -75,7 +75,11 @@ def test_conditional_parameters_enumerate_once() -> None:
     [
         ({"budget": {"trials": 0}}, "budget.trials", "greater than or equal to 1"),
         ({"budget": {"trials": "many"}}, "budget.trials", "integer"),
-        ({"sampler": {"name": "cmaes"}}, "sampler.name", "'nsga2', 'tpe', 'gp', 'random' or 'screening'"),
+        (
+            {"sampler": {"name": "cmaes"}},
+            "sampler.name",
+            "'nsga2', 'tpe', 'gp', 'random' or 'screening'",
+        ),
         ({"sampler": "cmaes"}, "sampler", "nsga2"),
         (
             {"sampler": {"name": "tpe", "options": {"popsize": 3}}},

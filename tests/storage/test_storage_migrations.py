@@ -85,9 +85,10 @@ def test_scripts_ship_inside_the_package() -> None:
         "0003_front_sort_keys.py",
         "0004_claims_refront.py",
         "0005_measured_latency.py",
+        "0006_artifact_kinds.py",
     ]
     assert not (location / "alembic.ini").exists()
-    assert head_revision() == "0005"
+    assert head_revision() == "0006"
 
 
 def test_pyproject_package_data_covers_the_scripts() -> None:
@@ -227,6 +228,51 @@ def test_upgrade_0002_to_0003_fills_the_front_sort_keys(empty_url: str) -> None:
         assert get_front(storage, study="s", device="rpi4", max_size_bytes=60).total == 1
 
 
+def test_upgrade_0003_to_head_allows_the_deployment_artifact_kinds(empty_url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from paretoedge.storage import add_artifact
+
+    engine = create_engine_for(empty_url)
+    t = {"t": "2026-01-01 00:00:00+00:00"}
+    insert = text(
+        "INSERT INTO pe_artifacts (candidate_id, kind, path, sha256, bytes, created_at)"
+        " VALUES (1, :k, :p, :h, 1, :t)"
+    )
+    try:
+        upgrade_schema(engine, "0003")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO pe_studies (name, optuna_study_name, config, devices, objectives,"
+                    " status, seed, created_at, updated_at) VALUES ('s', 's', '{}',"
+                    " '[\"rpi4\"]', '[]', 'running', 1, :t, :t)"
+                ),
+                t,
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO pe_candidates (study_id, trial_number, state, is_baseline,"
+                    " spec, created_at, updated_at) VALUES (1, 0, 'complete', false, '{}', :t, :t)"
+                ),
+                t,
+            )
+            conn.execute(insert, {"k": "onnx", "p": "/m.onnx", "h": "a" * 64, **t})
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(insert, {"k": "executorch", "p": "/m.pte", "h": "b" * 64, **t})
+    finally:
+        engine.dispose()
+    with open_storage(empty_url) as storage:
+        assert _schema_diff(storage.engine) == []
+        add_artifact(storage, candidate_id=1, kind="executorch", path="/m.pte",
+                     sha256="b" * 64, bytes=2)  # fmt: skip
+        kinds = sorted(a.kind for a in list_artifacts(storage, candidate_id=1))
+        assert kinds == ["executorch", "onnx"]
+        with pytest.raises(IntegrityError), storage.engine.begin() as conn:
+            conn.execute(insert, {"k": "zip", "p": "/m.zip", "h": "c" * 64, **t})
+
+
 def test_frozen_revision_0001_file_upgrades_to_head(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     shutil.copyfile(FROZEN, path)
@@ -287,7 +333,7 @@ def test_frozen_revision_0001_file_upgrades_to_head(tmp_path: Path) -> None:
         )  # type: ignore[union-attr]
 
 
-def test_upgrade_0003_to_0005_keeps_rows_and_adds_measured_latency(empty_url: str) -> None:
+def test_upgrade_0003_to_head_keeps_rows_and_adds_measured_latency(empty_url: str) -> None:
     engine = create_engine_for(empty_url)
     try:
         upgrade_schema(engine, "0003")
@@ -295,7 +341,7 @@ def test_upgrade_0003_to_0005_keeps_rows_and_adds_measured_latency(empty_url: st
     finally:
         engine.dispose()
     with open_storage(empty_url) as storage:
-        assert current_revision(storage.engine) == "0005"
+        assert current_revision(storage.engine) == head_revision()
         assert "pe_measured_latency" in _tables(storage.engine)
         assert _schema_diff(storage.engine) == []
 
