@@ -144,19 +144,8 @@ def read_measurements(path: Path) -> list[tuple[Path, float]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"measurements file {str(path)!r} does not exist")
-    try:
-        out = _read_rows(path)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        # binary junk, invalid UTF-8 or NUL bytes: one line, not a traceback
-        raise DataError(f"{path}: not a UTF-8 CSV file ({type(exc).__name__})") from None
-    if len(out) < 2:
-        raise DataError(f"{path}: needs at least 2 measured models, found {len(out)}")
-    return out
-
-
-def _read_rows(path: Path) -> list[tuple[Path, float]]:
     out: list[tuple[Path, float]] = []
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         fields = set(reader.fieldnames or [])
         if not {"onnx", "latency_ms"} <= fields:
@@ -175,7 +164,9 @@ def _read_rows(path: Path) -> list[tuple[Path, float]]:
                 raise DataError(
                     f"{path}:{line}: latency_ms={row['latency_ms']!r} is not a number"
                 ) from None
-            if not (latency > 0 and math.isfinite(latency)):
-                raise DataError(f"{path}:{line}: latency_ms={latency} must be positive and finite")
+            if not latency > 0:
+                raise DataError(f"{path}:{line}: latency_ms={latency} must be positive")
             out.append((onnx_path, latency))
+    if len(out) < 2:
+        raise DataError(f"{path}: needs at least 2 measured models, found {len(out)}")
     return out
