@@ -43,6 +43,7 @@ import os
 import pickle
 import secrets
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -331,15 +332,19 @@ class StudySearcher(OptunaSearch):
                 storage=ostorage,
             )
         self.failed_numbers: list[int] = []
+        self._refused_until = 0.0
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         assert self._ot_study is not None and callable(self._space)
         if trial_id not in self._ot_trials:
             # The study's budget is claimed in the database before each ask, counted with
             # every other driver and local worker of the study (paretoedge.storage._claims).
+            live = set(self._ot_trials) - self._completed_trials
+            if live and time.monotonic() < getattr(self, "_refused_until", 0.0):
+                return None  # Tune asks in a tight loop; the database is asked once a second
             if not self._runner.claim_trial():
-                live = set(self._ot_trials) - self._completed_trials
                 # A running trial may still fail and give its slot back: ask again later.
+                self._refused_until = time.monotonic() + 1.0
                 return None if live else Searcher.FINISHED
             try:
                 with quiet_optuna(), warnings.catch_warnings():

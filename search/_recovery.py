@@ -17,7 +17,8 @@ only touches trials whose owner is known to be dead, so it is safe while other w
 - a ``RUNNING`` trial without a bound claim was killed between Optuna's ``ask`` and the
   objective's first write when no live process holds an unbound claim of the study (every
   trial is asked under a claim, see :mod:`paretoedge.storage._claims`);
-- owners on other hosts are left to Optuna's heartbeat grace (:func:`fail_stale_trials`);
+- owners on other hosts are left to Optuna's heartbeat grace: once their heartbeat is stale
+  the trial is finished the same way (from its row when the result was stored);
 - afterwards every ``FAIL`` trial gets a ``failed`` candidate row
   (:meth:`SearchRunner.sync_failed`), and the claims of finished trials are dropped.
 """
@@ -64,6 +65,18 @@ def dead_trials(runner: SearchRunner, study: optuna.Study) -> list[optuna.trial.
         if dead:
             out.append(t)
     return out
+
+
+def _stale_trial_ids(study: optuna.Study) -> list[int]:
+    """Ids of the study's running trials whose heartbeat is older than the grace period
+    (what :func:`optuna.storages.fail_stale_trials` would fail; Optuna keeps the query
+    private to its heartbeat storages)."""
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    storage = study._storage
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return []
+    return list(storage._get_stale_trial_ids(study._study_id))
 
 
 def _finish_dead(
@@ -116,8 +129,17 @@ def recover(runner: SearchRunner, study: optuna.Study) -> dict[int, str]:
 
     done: dict[int, str] = {}
     with quiet_optuna():
-        optuna.storages.fail_stale_trials(study)
         dead = dead_trials(runner, study)
+        # Trials whose heartbeat is stale (owners on other hosts, or a Ray worker gone with
+        # its driver) are finished the same way, before Optuna's own stale check would fail
+        # one whose result its worker had already stored.
+        stale_ids = set(_stale_trial_ids(study))
+        known = {t.number for t in dead}
+        dead += [
+            t
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if t._trial_id in stale_ids and t.number not in known
+        ]
         if dead:
             rows = {
                 c.trial_number: c
@@ -127,6 +149,7 @@ def recover(runner: SearchRunner, study: optuna.Study) -> dict[int, str]:
             for t in dead:
                 done[t.number] = _finish_dead(runner, study, t, rows.get(t.number))
                 _log.info("trial %d of a dead process: %s", t.number, done[t.number])
+        optuna.storages.fail_stale_trials(study)
     runner.sync_failed(study)
     finished = study.get_trials(
         deepcopy=False,
