@@ -58,14 +58,19 @@ class HiddenConfig:
             raise ConfigError("hidden.keep", self.keep, "a number in (0, 1]")
 
 
+def _check_family(model: Any, keep: Any) -> None:
+    kind = getattr(model.config, "model_type", None)
+    if kind != "bert":
+        raise ConfigError(
+            "hidden.keep", keep, f"1 (unset) for {kind} models: only BERT-family models supported"
+        )
+
+
 def _parts(model: Any) -> dict[str, list[str]]:
     """Module names by how they touch the hidden channels."""
     from paretoedge.compression import _arch
 
-    if getattr(model.config, "model_type", None) != "bert":
-        raise ConfigError(
-            "hidden.keep", "set", f"unset for {model.config.model_type} (BERT-family models only)"
-        )
+    _check_family(model, "set")
     emb = "bert.embeddings"
     tables = [f"{emb}.{t}" for t in ("word_embeddings", "position_embeddings")]
     if model.bert.embeddings.token_type_embeddings is not None:
@@ -158,6 +163,7 @@ def prune_hidden(model: Any, config: HiddenConfig) -> int:
     """Remove the least important hidden channels; returns the new hidden size."""
     import torch
 
+    _check_family(model, config.keep)
     width = int(model.config.hidden_size)
     n_keep = max(1, int(round(config.keep * width)))
     if n_keep == width:

@@ -101,3 +101,14 @@ def test_recovery_composition_export_and_round_trip(
     loaded = load_compressed(tmp_path / "m")
     assert loaded.config.hidden_size == 48
     torch.testing.assert_close(_logits(loaded, tokenizer), _logits(result.model, tokenizer))
+
+
+def test_other_families_are_refused_in_one_line():
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    model = DistilBertForSequenceClassification(
+        DistilBertConfig(vocab_size=100, dim=32, n_layers=2, n_heads=2, hidden_dim=64)
+    )
+    with pytest.raises(ConfigError, match="hidden.keep.*BERT-family") as info:
+        compress(model, CompressionSpec.from_flat({"hidden.keep": 0.5}))
+    assert "\n" not in str(info.value)
