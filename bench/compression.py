@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--long-seq", type=int, default=256, help="second sequence length of attention rows"
     )
+    parser.add_argument(
+        "--exit-layers", default="2,4", help="exit.layers of the early-exit row (tiny-bert: 1)"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -182,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, flat) in enumerate(rows):
             start = time.perf_counter()
+            if "exit.layers" in flat:
+                flat = {**flat, "exit.layers": args.exit_layers}
+                name = name.replace("2,4", args.exit_layers)
             spec = CompressionSpec.from_flat(flat)
             result = compress(teacher, spec, teacher=teacher, tokenizer=tokenizer, task=task)
             path = export_onnx(result.model, Path(tmp) / f"{i}.onnx", seq_len=args.seq_len)
