@@ -192,12 +192,21 @@ def test_small_sets_skip_cross_validation() -> None:
     [
         ("op_overhead_us: -1", "op_overhead_us"),
         ("cache_bandwidth_gbs: 0", "cache_bandwidth_gbs"),
+        ("matvec_compute_scale: 0", "matvec_compute_scale"),
         ("proxy_blend: {proxy: flops, weight: 0.5, coef: [1.0, 2.0, 3.0]}", "proxy_blend"),
         ("proxy_blend: {proxy: macs, weight: 0.5, coef: [1.0, 2.0]}", "proxy_blend.proxy"),
         ("proxy_blend: {proxy: flops, weight: 1.5, coef: [1.0, 2.0]}", "proxy_blend.weight"),
         ("runtime: tflite", "runtime"),
     ],
-    ids=["op-overhead", "cache-bw", "blend-coef", "blend-proxy", "blend-weight", "runtime"],
+    ids=[
+        "op-overhead",
+        "cache-bw",
+        "matvec",
+        "blend-coef",
+        "blend-proxy",
+        "blend-weight",
+        "runtime",
+    ],
 )
 def test_new_profile_fields_are_validated(patch: str, field: str) -> None:
     from importlib import resources
