@@ -243,7 +243,7 @@ class _Space:
             elif name == "cache":
                 cache /= f
             elif name.startswith("kind:"):
-                i = KERNEL_KINDS.index(name[5:])  # type: ignore[arg-type]
+                i = KERNEL_KINDS.index(name[5:])
                 kinds[i] *= f
             else:
                 j = RESTREAM_LEVELS.index(name[9:])
@@ -408,8 +408,8 @@ def _cross_validate(
         scored.append((_robust_error(held, y_ms), ridge, held))
     _, ridge, model_held = min(scored, key=lambda s: (s[0], -s[1]))
     model_mape = _mape_arr(model_held, y_ms)
-    proxies = {}
-    proxy_held = {}
+    proxies: dict[str, tuple[float, float]] = {}
+    proxy_held: dict[str, np.ndarray] = {}
     for proxy in PROXY_KINDS:
         held = _proxy_held_out(rows, y_ms, proxy)
         proxy_held[proxy] = held

@@ -364,7 +364,7 @@ def cost_terms(prepared: PreparedGraph, lowered: LoweredGraph, profile: DevicePr
     streamed = sum(w.weight_bytes for w in works if w.kind != "gather")
     weights_in_dram = streamed > profile.llc_bytes
     llc = profile.llc_bytes
-    kind_index = {k: i for i, k in enumerate(KERNEL_KINDS)}
+    kind_index: dict[str, int] = {k: i for i, k in enumerate(KERNEL_KINDS)}
     compute = []
     cache_b = []
     dram_b = []
