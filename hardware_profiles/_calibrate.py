@@ -550,8 +550,14 @@ def read_measurements(path: Path) -> list[tuple[Path, float]]:
     if not path.is_file():
         raise DataError(f"measurements file {str(path)!r} does not exist")
     out: list[tuple[Path, float]] = []
-    with path.open(newline="") as fh:
-        lines = [line for line in fh if not line.startswith("#")]
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            lines = [line for line in fh if not line.startswith("#")]
+        if any("\x00" in line for line in lines):
+            raise csv.Error("NUL byte")
+    except (UnicodeDecodeError, csv.Error) as exc:
+        # binary junk, invalid UTF-8 or NUL bytes: one line, not a traceback
+        raise DataError(f"{path}: not a UTF-8 CSV file ({type(exc).__name__})") from None
     reader = csv.DictReader(lines)
     fields = set(reader.fieldnames or [])
     if not {"onnx", "latency_ms"} <= fields:
@@ -568,8 +574,8 @@ def read_measurements(path: Path) -> list[tuple[Path, float]]:
             raise DataError(
                 f"{path}:{line}: latency_ms={row['latency_ms']!r} is not a number"
             ) from None
-        if not latency > 0:
-            raise DataError(f"{path}:{line}: latency_ms={latency} must be positive")
+        if not (latency > 0 and math.isfinite(latency)):
+            raise DataError(f"{path}:{line}: latency_ms={latency} must be positive and finite")
         out.append((onnx_path, latency))
     if len(out) < 2:
         raise DataError(f"{path}: needs at least 2 measured models, found {len(out)}")

@@ -288,3 +288,17 @@ def test_model_commands_check_their_flags_first(
     _assert_refused(code, err)
     assert f"invalid {field}=" in err
     assert list(workdir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [bytes(range(256)) * 4, b"onnx,latency_ms\n\xff\xfe,1\n", b"onnx,latency_ms\nx.onnx,\x00\n"],
+    ids=["binary", "invalid-utf8", "nul"],
+)
+def test_calibrate_refuses_files_that_are_not_csv(
+    workdir: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    path = workdir / "m.csv"
+    path.write_bytes(content)
+    code, err = _run(capsys, ["calibrate", "--device", "rpi4", "--measurements", str(path)])
+    _assert_refused(code, err)
