@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -92,8 +93,9 @@ class VerifyReport:
             "runtime": self.runtime,
             "threads": self.threads,
             "n": len(self.members),
-            "kendall_tau": self.kendall_tau,
-            "mape_pct": self.mape_pct,
+            # JSON has no NaN: a tau over fewer than two members is null
+            "kendall_tau": None if math.isnan(self.kendall_tau) else self.kendall_tau,
+            "mape_pct": None if math.isnan(self.mape_pct) else self.mape_pct,
             "still_non_dominated": self.still_non_dominated,
             "members": [m.to_dict() for m in self.members],
         }
