@@ -423,6 +423,9 @@ def export_candidate(
     from paretoedge.search._evaluator import onnx_accuracy
     from paretoedge.training import make_batches
 
+    srec = st.get_study(storage, name=study)
+    if device not in srec.devices:  # before the device's formats, which need its profile
+        raise ConfigError("device", device, srec.devices)
     chosen = resolve_formats(formats, load_profile(device).kind)
     rebuilt = rebuild_candidate(storage, study=study, trial=trial, device=device, progress=progress)
     srec, cand, cfg = rebuilt.study, rebuilt.candidate, rebuilt.config
