@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,18 @@ from _synthetic import SyntheticEvaluator, synthetic_config
 
 import paretoedge
 from paretoedge.errors import ConfigError, NotFoundError
+
+
+@pytest.fixture(autouse=True)
+def _private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The API writes artifacts under PARETOEDGE_HOME: keep them out of the session's home,
+    which other suites check stays empty."""
+    from paretoedge.settings import get_settings
+
+    monkeypatch.setenv("PARETOEDGE_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def _create(tmp_path: Path, **kwargs: object) -> paretoedge.Study:
