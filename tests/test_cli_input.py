@@ -76,10 +76,18 @@ def _assert_refused(code: int, err: str) -> None:
     assert "Traceback" not in err and len(lines[0]) < 700
 
 
-def _untouched(url: str, before: str, workdir: Path, home: Path) -> None:
-    assert db_digest(sqlite_path(url)) == before
+def _state(url: str, home: Path) -> tuple[str, list[str]]:
+    """The database's table hash and every path under the artifacts directory (other
+    suites of the session may have left artifacts there: what matters is that a refused
+    command adds none)."""
+    artifacts = home / "artifacts"
+    files = sorted(str(p) for p in artifacts.rglob("*")) if artifacts.exists() else []
+    return db_digest(sqlite_path(url)), files
+
+
+def _untouched(url: str, before: tuple[str, list[str]], workdir: Path, home: Path) -> None:
+    assert _state(url, home) == before
     assert [p.name for p in workdir.iterdir() if p.name != "study.yaml"] == []
-    assert not (home / "artifacts").exists() or not any((home / "artifacts").iterdir())
 
 
 @_SETTINGS
@@ -91,7 +99,7 @@ def test_malformed_study_files(
     capsys: pytest.CaptureFixture[str],
     mutation: Mutation,
 ) -> None:
-    before = db_digest(sqlite_path(url))
+    before = _state(url, _isolated_home)
     path = workdir / "study.yaml"
     path.write_text(yaml.safe_dump(mutation.apply(valid_study("qs")), allow_unicode=True))
     code, err = _run(capsys, ["search", str(path), "--storage", url, "--no-progress"])
@@ -114,7 +122,7 @@ def test_malformed_overrides(
     capsys: pytest.CaptureFixture[str],
     mutation: Mutation,
 ) -> None:
-    before = db_digest(sqlite_path(url))
+    before = _state(url, _isolated_home)
     path = workdir / "study.yaml"
     path.write_text(yaml.safe_dump(valid_study("qs")))
     args = ["search", str(path), "--set", _override(mutation), "--storage", url, "--no-progress"]
@@ -144,7 +152,7 @@ def test_junk_flags_on_search(
     flags: list[tuple[str, str]],
 ) -> None:
     # The study itself is refused too (seed -1), so whatever the flags, nothing may run.
-    before = db_digest(sqlite_path(url))
+    before = _state(url, _isolated_home)
     path = workdir / "study.yaml"
     path.write_text(yaml.safe_dump({**valid_study("qs"), "seed": -1}))
     args = ["search", str(path), "--no-progress"]
@@ -234,7 +242,7 @@ def test_known_bad_invocations(
     (workdir / "study.yaml").write_text(
         yaml.safe_dump({**valid_study("t"), "budget": {"trials": 1}})
     )
-    before = db_digest(sqlite_path(url))
+    before = _state(url, _isolated_home)
     if "--storage" not in args:
         args = [*args, "--storage", url]
     code, err = _run(capsys, args)
