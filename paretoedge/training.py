@@ -85,11 +85,18 @@ def make_batches(
 
 
 def model_inputs(model: PreTrainedModel, batch: Batch) -> Batch:
-    """The entries of ``batch`` that ``model``'s forward takes (no labels)."""
+    """The entries of ``batch`` that ``model``'s forward takes (no labels), on the device
+    of ``model``'s weights (batches are built on the CPU; a no-op there)."""
     keys = ["input_ids", "attention_mask"]
     if getattr(model.config, "model_type", "") != "distilbert":
         keys.append("token_type_ids")
-    return {k: batch[k] for k in keys}
+    device = next(model.parameters()).device
+    return {k: batch[k].to(device) for k in keys}
+
+
+def batch_labels(batch: Batch, like: torch.Tensor) -> torch.Tensor:
+    """``batch``'s labels on the device of ``like`` (e.g. the logits they are scored with)."""
+    return batch["labels"].to(like.device)
 
 
 @contextlib.contextmanager
@@ -165,7 +172,7 @@ def evaluate(
     ):
         for batch in batches:
             logits = model(**model_inputs(model, batch)).logits
-            correct += int((logits.argmax(-1) == batch["labels"]).sum())
+            correct += int((logits.argmax(-1) == batch_labels(batch, logits)).sum())
             advance()
     return correct / len(examples)
 
@@ -284,7 +291,7 @@ def finetune(
         for _ in range(total):
             batch = next(stream)
             logits = model(**model_inputs(model, batch)).logits
-            loss = F.cross_entropy(logits, batch["labels"])
+            loss = F.cross_entropy(logits, batch_labels(batch, logits))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -300,6 +307,7 @@ def finetune(
 __all__ = [
     "Batch",
     "StepCallback",
+    "batch_labels",
     "batch_stream",
     "check_lr",
     "evaluate",

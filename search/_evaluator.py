@@ -168,6 +168,18 @@ class PipelineEvaluator(Evaluator):
         )
         self._teacher.eval()
 
+    def move_teacher(self, device: str) -> None:
+        """Move the fine-tuned teacher, and so every candidate compressed from it, to the
+        torch ``device`` (e.g. ``"cuda"``) for recovery and accuracy.
+
+        ONNX export and the hardware models read CPU weights, so evaluate with
+        ``onnx_path=None`` afterwards (``bench/record_space.py``'s accuracy phase records a
+        space's accuracies on an accelerator this way, and its structures' device metrics
+        apart, on the CPU).
+        """
+        self.prepare()
+        self._teacher.to(device)
+
     @property
     def task(self) -> TaskData:
         self.prepare()

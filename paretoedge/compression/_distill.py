@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from paretoedge.compression._transform import Step, register_transform
 from paretoedge.errors import ConfigError, DataError
 from paretoedge.training import (
+    batch_labels,
     batch_stream,
     check_lr,
     linear_schedule,
@@ -286,7 +287,7 @@ def distill_loss(
         loss = loss + config.soft_weight * kl
         parts["kl"] = kl.item()
     if config.hard_weight > 0:
-        ce = F.cross_entropy(s_out.logits, batch["labels"])
+        ce = F.cross_entropy(s_out.logits, batch_labels(batch, s_out.logits))
         loss = loss + config.hard_weight * ce
         parts["ce"] = ce.item()
     if want_hidden:

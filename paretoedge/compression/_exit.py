@@ -126,7 +126,7 @@ def train_exits(
     gradients), so only the heads learn: KL to the final logits at temperature
     :data:`KD_TEMPERATURE` plus cross-entropy with the labels, averaged over exits.
     """
-    from paretoedge.training import model_inputs
+    from paretoedge.training import batch_labels, model_inputs
 
     heads = exit_heads(model)
     if heads is None or config.steps == 0:
@@ -154,7 +154,7 @@ def train_exits(
             kd = nn.functional.kl_div(
                 torch.log_softmax(s / t, dim=-1), soft, reduction="batchmean"
             ) * (t * t)
-            loss = loss + 0.5 * kd + 0.5 * nn.functional.cross_entropy(s, batch["labels"])
+            loss = loss + 0.5 * kd + 0.5 * nn.functional.cross_entropy(s, batch_labels(batch, s))
         loss = loss / len(layers)
         opt.zero_grad()
         loss.backward()
@@ -208,7 +208,7 @@ def exit_inference(
     threshold: float | None = None,
 ) -> ExitOutcome:
     """Run the exit policy over labelled ``batches`` (see :class:`ExitOutcome`)."""
-    from paretoedge.training import model_inputs
+    from paretoedge.training import batch_labels, model_inputs
 
     if not batches:
         raise DataError("no examples to evaluate on")
@@ -220,7 +220,7 @@ def exit_inference(
     with torch.no_grad():
         for batch in batches:
             pred, where = decide(all_logits(model, model_inputs(model, batch)), th)
-            correct += int((pred == batch["labels"]).sum())
+            correct += int((pred == batch_labels(batch, pred)).sum())
             total += int(pred.numel())
             counts += torch.bincount(where, minlength=len(layers)).to(counts.dtype)
     fractions = tuple(float(c) / total for c in counts)

@@ -123,19 +123,22 @@ class UniformFakeQuant(nn.Module):
 def kmeans_1d(values: torch.Tensor, k: int, *, iters: int = 30, seed: int = 0) -> torch.Tensor:
     """Sorted 1-D k-means centroids of ``values`` (linear initialisation, Lloyd updates).
 
-    Deterministic: large tensors are fitted on a seeded subsample of 2^20 values.
+    Deterministic: large tensors are fitted on a seeded subsample of 2^20 values. The fit
+    runs on the CPU whatever the device of ``values`` (so a codebook does not depend on
+    it); the centroids come back on the device of ``values``.
     """
-    v = values.detach().flatten().to(torch.float32)
+    cpu = torch.device("cpu")
+    v = values.detach().flatten().to(cpu, torch.float32)
     if v.numel() > 2**20:
-        gen = torch.Generator().manual_seed(seed)
-        v = v[torch.randperm(v.numel(), generator=gen)[: 2**20]]
+        gen = torch.Generator(device=cpu).manual_seed(seed)
+        v = v[torch.randperm(v.numel(), generator=gen, device=cpu)[: 2**20]]
     lo, hi = float(v.min()), float(v.max())
     if k <= 1 or lo == hi:
-        return torch.tensor([v.mean().item()])
-    c = torch.linspace(lo, hi, k)
+        return torch.tensor([v.mean().item()], device=values.device)
+    c = torch.linspace(lo, hi, k, device=cpu)
     for _ in range(iters):
         idx = torch.bucketize(v, (c[1:] + c[:-1]) / 2)
-        sums = torch.zeros(k).index_add_(0, idx, v)
+        sums = torch.zeros(k, device=cpu).index_add_(0, idx, v)
         counts = torch.bincount(idx, minlength=k).to(torch.float32)
         new = torch.where(counts > 0, sums / counts.clamp_min(1), c)
         new, _ = torch.sort(new)
@@ -143,7 +146,7 @@ def kmeans_1d(values: torch.Tensor, k: int, *, iters: int = 30, seed: int = 0) -
             c = new
             break
         c = new
-    return c
+    return c.to(values.device)
 
 
 class ClusterFakeQuant(nn.Module):
