@@ -44,8 +44,7 @@ def main() -> None:
     from record_space import PRESETS
 
     import paretoedge.hardware_profiles._cache as cost_cache
-    from paretoedge.search import candidate_flat, enumerate_space, parse_config
-    from paretoedge.search._controller import normalize_flat
+    from paretoedge.search import candidate_flat, enumerate_space, normalize_flat, parse_config
     from paretoedge.search._evaluator import PipelineEvaluator
 
     study = dict(PRESETS["tiny"], devices=args.devices.split(","))
@@ -58,9 +57,7 @@ def main() -> None:
     base.prepare()  # the fine-tuned teacher: once per study, not per candidate
 
     def fresh() -> PipelineEvaluator:
-        ev = PipelineEvaluator(config)
-        ev._teacher, ev._tokenizer, ev._task = base._teacher, base._tokenizer, base._task
-        return ev
+        return PipelineEvaluator(config, builder=base.builder)
 
     times: dict[str, list[float]] = {"cold": [], "warm": [], "memoised": [], "full": []}
     original = cost_cache.cache_dir

@@ -41,8 +41,7 @@ def timed(module: Any, name: str, spent: dict[str, float]) -> None:
 def run(url: str, trials: int) -> tuple[float, dict[str, float]]:
     from _synthetic import SyntheticEvaluator, synthetic_config
 
-    from paretoedge.search import _recovery
-    from paretoedge.search._controller import OptunaBackend, SearchRunner
+    from paretoedge.search import OptunaBackend, SearchRunner, _recovery
     from paretoedge.storage import _claims
 
     spent: dict[str, float] = {}

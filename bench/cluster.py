@@ -67,8 +67,7 @@ def _run(doc: dict[str, Any], workdir: Path, backend: Any) -> dict[str, Any]:
     import optuna
 
     from paretoedge import storage as st
-    from paretoedge.search import parse_config
-    from paretoedge.search._controller import SearchRunner
+    from paretoedge.search import SearchRunner, parse_config
 
     config = parse_config(doc)
     db = workdir / f"{doc['name']}.db"

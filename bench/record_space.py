@@ -101,8 +101,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def points(config: Any) -> list[dict[str, Any]]:
     """The normalised flat spec of every point of the space, and of every baseline."""
-    from paretoedge.search import BASELINE_SPECS, candidate_flat, enumerate_space
-    from paretoedge.search._controller import normalize_flat
+    from paretoedge.search import BASELINE_SPECS, candidate_flat, enumerate_space, normalize_flat
 
     flats = [candidate_flat(config, p) for p in enumerate_space(config.space)]
     flats = [_drop_identity(f) for f in flats]

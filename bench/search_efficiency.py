@@ -84,9 +84,9 @@ def build_table(devices: list[str], cache: Path) -> dict[str, Any]:
         BASELINE_SPECS,
         candidate_flat,
         enumerate_space,
+        normalize_flat,
         parse_config,
     )
-    from paretoedge.search._controller import normalize_flat
     from paretoedge.search._evaluator import PipelineEvaluator, spec_key
 
     config = parse_config(study_doc(devices, sampler="random", trials=1, seed=0))
@@ -162,8 +162,7 @@ def run_sampler(
     *,
     gc_after_trial: bool = True,
 ) -> tuple[list[Any], float]:
-    from paretoedge.search import parse_config
-    from paretoedge.search._controller import OptunaBackend, SearchRunner
+    from paretoedge.search import OptunaBackend, SearchRunner, parse_config
     from paretoedge.search._evaluator import LookupEvaluator
 
     config = parse_config(study_doc(devices, sampler=sampler, trials=trials, seed=seed))
@@ -174,7 +173,7 @@ def run_sampler(
     runner.run(backend=OptunaBackend(gc_after_trial=gc_after_trial))
     wall = time.perf_counter() - t0
     from paretoedge import storage as st
-    from paretoedge.search._controller import evaluation_of
+    from paretoedge.search import evaluation_of
 
     cands = st.list_candidates(runner.storage, study=config.name, states=["complete"])
     runner.storage.engine.dispose()
@@ -229,8 +228,7 @@ def load_replay(path: Path) -> tuple[Any, dict[str, Any], list[str]]:
     import gzip
 
     from paretoedge.objectives import DeviceMetrics, Evaluation
-    from paretoedge.search import BASELINE_SPECS
-    from paretoedge.search._controller import normalize_flat
+    from paretoedge.search import BASELINE_SPECS, normalize_flat
     from paretoedge.search._evaluator import spec_key
 
     with gzip.open(path, "rt") as fh:
@@ -269,14 +267,14 @@ def replay_run(
 ) -> list[tuple[Any, bool]]:
     """Run one study; per trial in order: (its Evaluation or None, whether it trained)."""
     from paretoedge import storage as st
-    from paretoedge.search import parse_config
-    from paretoedge.search._cheap_metrics import SCREENED_ATTR
-    from paretoedge.search._controller import (
+    from paretoedge.search import (
         TWIN_ATTR,
         OptunaBackend,
         SearchRunner,
         evaluation_of,
+        parse_config,
     )
+    from paretoedge.search._cheap_metrics import SCREENED_ATTR
     from paretoedge.search._evaluator import LookupEvaluator
 
     config = parse_config(replay_doc(meta, sampler, seed, trials), check_names=False)

@@ -35,8 +35,13 @@ STUDY = {
 def main() -> None:
     from _synthetic import synthetic_evaluation
 
-    from paretoedge.search import BASELINE_SPECS, candidate_flat, enumerate_space, parse_config
-    from paretoedge.search._controller import normalize_flat
+    from paretoedge.search import (
+        BASELINE_SPECS,
+        candidate_flat,
+        enumerate_space,
+        normalize_flat,
+        parse_config,
+    )
     from paretoedge.search._evaluator import spec_key
 
     cfg = parse_config(STUDY, check_names=False)

@@ -4,8 +4,9 @@ Shaped like ``optuna.create_study``: a study lives in a database (SQLite file or
 PostgreSQL) and a :class:`Study` is a handle on it, so two processes (or machines) that
 create the same study join it, and a handle from :func:`load_study` sees what any worker
 stored. The CLI's ``search``/``resume``/``add-device``/``front``/``export`` are thin
-wrappers around this module, and the HTTP API's jobs run the CLI, so all three entry points
-go through the same code.
+wrappers around this module, the HTTP API's jobs run the CLI in a child process, and Ray
+workers open the study with the same runner entry as :func:`load_study`
+(:func:`paretoedge.search.resume_runner`), so every entry point goes through the same code.
 
 Importing this module is cheap: torch, TVM and Ray are imported by the methods that need
 them (``import paretoedge`` exposes these names lazily).
@@ -36,12 +37,12 @@ if TYPE_CHECKING:
     from paretoedge.compression import CompressionResult, CompressionSpec
     from paretoedge.export import ExportResult
     from paretoedge.hardware_profiles import Prediction
-    from paretoedge.search import StudyConfig
-    from paretoedge.search._controller import (
+    from paretoedge.search import (
         Backend,
         EvaluatorFactory,
         SearchRunner,
         SearchSummary,
+        StudyConfig,
     )
     from paretoedge.storage import CandidateRecord, FrontEntry, Storage, StudyRecord
 
@@ -137,7 +138,7 @@ class Study:
         Raises:
             ConfigError: an unknown backend or an option it does not take.
         """
-        from paretoedge.search._controller import get_backend
+        from paretoedge.search import get_backend
 
         if n_trials is not None and (isinstance(n_trials, bool) or n_trials < 1):
             raise ConfigError("n_trials", n_trials, "a positive integer or None")
@@ -155,7 +156,7 @@ class Study:
         Raises:
             UnknownNameError: no such device profile.
         """
-        from paretoedge.search._controller import add_device
+        from paretoedge.search import add_device
 
         runner, summary = add_device(
             self.name,
@@ -276,7 +277,7 @@ def create_study(
             stored study of that name with another config.
         StorageError: the database cannot be opened.
     """
-    from paretoedge.search._controller import SearchRunner
+    from paretoedge.search import SearchRunner
 
     cfg = _config_of(config, overrides)
     runner = SearchRunner(
@@ -300,7 +301,7 @@ def load_study(
         StorageError: the database does not exist or cannot be opened (it is never
             created here).
     """
-    from paretoedge.search._controller import resume_runner
+    from paretoedge.search import resume_runner
     from paretoedge.storage import open_storage
 
     url = resolve_storage_url(storage)

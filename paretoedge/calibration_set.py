@@ -188,9 +188,9 @@ def export_set(
     """
     from paretoedge import storage as st
     from paretoedge.compression import CompressionSpec, model_stats
-    from paretoedge.export import build_model, export_onnx_files
+    from paretoedge.export import export_onnx_files
     from paretoedge.hardware_profiles import load_profile
-    from paretoedge.search._controller import config_of
+    from paretoedge.search import build_candidate, config_of
     from paretoedge.search._space import candidate_flat
 
     record = st.get_study(storage, name=study)
@@ -206,7 +206,8 @@ def export_set(
         if any(k.startswith("distill.") for k in flat):
             flat["distill.steps"] = 0
         spec = CompressionSpec.from_flat(flat)
-        model, tokenizer, task = build_model(config, spec)
+        built = build_candidate(config, spec)
+        model, tokenizer, task = built.model, built.tokenizer, built.task
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             files = export_onnx_files(
                 model, Path(tmp), seq_len=config.seq_len, spec=spec, tokenizer=tokenizer, task=task

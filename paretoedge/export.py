@@ -2,9 +2,10 @@
 
 A candidate is rebuilt from what the database holds: the study's validated config (model,
 task and its data limits, teacher epochs, seed, sequence length) and the candidate's flat
-compression spec. The rebuild follows the search pipeline step for step (the cached
-fine-tuned teacher, ``torch.manual_seed(seed)``, :func:`paretoedge.compression.compress`
-with the same task subsets), so it is the same model; the validation accuracy is measured
+compression spec. The rebuild is the search's own build
+(:func:`paretoedge.search.build_candidate`: the cached fine-tuned teacher,
+``torch.manual_seed(seed)``, :func:`paretoedge.compression.compress` with the same task
+subsets), so it is the same model; the validation accuracy is measured
 again and reported next to the stored one, which is how a reader sees that it is.
 
 Written to ``out``:
@@ -37,7 +38,7 @@ import logging
 import math
 import platform
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -260,56 +261,6 @@ class RebuiltCandidate:
     accuracy: float | None
 
 
-def build_model(config: Any, spec: Any, *, progress: bool = False) -> tuple[Any, Any, Any]:
-    """The study's cached teacher compressed by ``spec``, as the search built it.
-
-    Args:
-        config: The study's validated :class:`~paretoedge.search.StudyConfig`.
-        spec: A :class:`~paretoedge.compression.CompressionSpec`.
-
-    Returns:
-        ``(model in eval mode, tokenizer, task with the study's data limits)``.
-    """
-    import torch
-
-    from paretoedge.compression import compress
-    from paretoedge.tasks import load_task
-    from paretoedge.teachers import get_teacher
-
-    cfg = config
-    task = load_task(cfg.task)
-    lim = cfg.data
-    task = replace(
-        task,
-        train=task.train[: lim.train_limit] if lim.train_limit is not None else task.train,
-        validation=(
-            task.validation[: lim.validation_limit]
-            if lim.validation_limit is not None
-            else task.validation
-        ),
-        test=task.test[: lim.test_limit] if lim.test_limit is not None else task.test,
-    )
-    teacher, tokenizer = get_teacher(
-        cfg.model, cfg.task, seed=cfg.seed, epochs=cfg.teacher_epochs, progress=progress
-    )
-    teacher.eval()
-    torch.manual_seed(cfg.seed)
-    if spec.is_empty:
-        model = teacher
-    else:
-        model = compress(
-            teacher,
-            spec,
-            teacher=teacher,
-            tokenizer=tokenizer,
-            task=task,
-            seed=cfg.seed,
-            progress=progress,
-        ).model
-    model.eval()
-    return model, tokenizer, task
-
-
 def rebuild_candidate(
     storage: Storage,
     *,
@@ -331,7 +282,7 @@ def rebuild_candidate(
     """
     from paretoedge import storage as st
     from paretoedge.compression import CompressionSpec
-    from paretoedge.search import parse_config
+    from paretoedge.search import build_candidate, parse_config
     from paretoedge.training import evaluate
 
     srec = st.get_study(storage, name=study)
@@ -342,7 +293,8 @@ def rebuild_candidate(
         raise ConfigError("trial", trial, f"a complete trial (trial is {cand.state})")
     cfg = parse_config(srec.config, check_names=False)
     spec = CompressionSpec.from_flat(dict(cand.spec))
-    model, tokenizer, task = build_model(cfg, spec, progress=progress)
+    built = build_candidate(cfg, spec, progress=progress)
+    model, tokenizer, task = built.model, built.tokenizer, built.task
     accuracy = None
     if evaluate_accuracy:
         accuracy = float(evaluate(model, tokenizer, task.validation, max_length=cfg.seq_len))

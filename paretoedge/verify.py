@@ -135,7 +135,7 @@ def measured_front(
 ) -> set[int]:
     """Trial numbers of ``candidates`` that are non-dominated among themselves on
     ``device`` when each one's latency is ``measured_ms[candidate id]``."""
-    from paretoedge.search._controller import rank_candidates
+    from paretoedge.search import rank_candidates
 
     swapped = []
     for c in candidates:
@@ -272,7 +272,7 @@ def build_report(
 ) -> VerifyReport:
     """Scores and the measured front of ``members`` from their stored measurements."""
     from paretoedge import storage as st
-    from paretoedge.search._controller import config_of
+    from paretoedge.search import config_of
 
     config = config_of(st.get_study(storage, name=study).config)
     members = [c for c in members if c.id in measured]

@@ -15,7 +15,7 @@ from paretoedge._describe import collapse_twins, describe_spec
 
 if TYPE_CHECKING:
     from paretoedge._study import Study
-    from paretoedge.search._controller import SearchSummary
+    from paretoedge.search._runner import SearchSummary
 
 _STORAGE_HELP = "Database URL (default: PARETOEDGE_STORAGE or sqlite:///paretoedge.db)."
 
@@ -99,7 +99,7 @@ def print_fronts(study: Study, summary: SearchSummary, *, as_json: bool) -> None
 def _backend(name: str, address: str | None, workers: int | None) -> Any:
     """The backend object for ``--backend`` (Ray options only make sense with ray)."""
     from paretoedge.errors import ConfigError
-    from paretoedge.search._controller import get_backend
+    from paretoedge.search._backends import get_backend
 
     if name != "ray":
         if address is not None:

@@ -1,10 +1,12 @@
 """Turning a candidate (a flat compression spec) into measurements.
 
-:class:`PipelineEvaluator` is the real pipeline: fine-tuned teacher (cached once by
-:func:`paretoedge.teachers.get_teacher`) -> :func:`paretoedge.compression.compress` with the
-study's recovery budget -> validation accuracy -> ONNX export (once) -> the hardware model of
-every device. Accuracy and size are measured once per candidate; device metrics are cheap
-queries of the hardware models on the exported file, which is also how a device added later
+:class:`PipelineEvaluator` is the real pipeline: the candidate built by
+:class:`~paretoedge.search._build.CandidateBuilder` (fine-tuned teacher cached once by
+:func:`paretoedge.teachers.get_teacher` -> :func:`paretoedge.compression.compress` with the
+study's recovery budget; export and add-device build through the same service) ->
+validation accuracy -> ONNX export (once) -> the hardware model of every device. Accuracy
+and size are measured once per candidate; device metrics are cheap queries of the hardware
+models on the exported file, which is also how a device added later
 is scored (:meth:`Evaluator.score_onnx`).
 
 The :class:`Evaluator` interface is what the controller and the backends call, so a worker
@@ -25,6 +27,7 @@ from paretoedge.objectives import DeviceMetrics, Evaluation
 from paretoedge.search._config import StudyConfig
 
 if TYPE_CHECKING:
+    from paretoedge.search._build import CandidateBuilder
     from paretoedge.search._cheap_metrics import StructuralMetrics
     from paretoedge.tasks import Example, TaskData
 
@@ -111,6 +114,10 @@ class Evaluator(abc.ABC):
         return None
 
 
+#: Builds the evaluator of a study (a picklable callable, so worker processes build their own).
+EvaluatorFactory = Callable[[StudyConfig], Evaluator]
+
+
 def predict_devices(
     onnx_path: Path, devices: Sequence[str], *, exits: bool = True
 ) -> dict[str, DeviceMetrics]:
@@ -131,42 +138,28 @@ def predict_devices(
     return {d: DeviceMetrics.from_object(p) for d, p in predict_many(onnx_path, devices).items()}
 
 
-def _limit(examples: tuple[Example, ...], n: int | None) -> tuple[Example, ...]:
-    return examples if n is None else examples[:n]
-
-
 class PipelineEvaluator(Evaluator):
     """The real pipeline for one study configuration (see the module docstring)."""
 
-    def __init__(self, config: StudyConfig, *, progress: bool = False) -> None:
+    def __init__(
+        self,
+        config: StudyConfig,
+        *,
+        progress: bool = False,
+        builder: CandidateBuilder | None = None,
+    ) -> None:
+        from paretoedge.search._build import CandidateBuilder
+
         self.config = config
         self.progress = progress
-        self._teacher: Any = None
-        self._tokenizer: Any = None
-        self._task: TaskData | None = None
+        #: Builds every model this evaluator measures (shared with export and add-device:
+        #: :mod:`paretoedge.search._build`); pass one to share a loaded teacher.
+        self.builder = builder or CandidateBuilder(config, progress=progress)
         self._structural: dict[str, StructuralMetrics] = {}
 
     def prepare(self) -> None:
         """Load the task and the fine-tuned teacher (cached on disk after the first time)."""
-        if self._teacher is not None:
-            return
-        from dataclasses import replace
-
-        from paretoedge.tasks import load_task
-        from paretoedge.teachers import get_teacher
-
-        cfg = self.config
-        task = load_task(cfg.task)
-        self._task = replace(
-            task,
-            train=_limit(task.train, cfg.data.train_limit),
-            validation=_limit(task.validation, cfg.data.validation_limit),
-            test=_limit(task.test, cfg.data.test_limit),
-        )
-        self._teacher, self._tokenizer = get_teacher(
-            cfg.model, cfg.task, seed=cfg.seed, epochs=cfg.teacher_epochs, progress=self.progress
-        )
-        self._teacher.eval()
+        self.builder.prepare()
 
     def move_teacher(self, device: str) -> None:
         """Move the fine-tuned teacher, and so every candidate compressed from it, to the
@@ -182,9 +175,7 @@ class PipelineEvaluator(Evaluator):
 
     @property
     def task(self) -> TaskData:
-        self.prepare()
-        assert self._task is not None
-        return self._task
+        return self.builder.task
 
     def evaluate(
         self,
@@ -243,26 +234,13 @@ class PipelineEvaluator(Evaluator):
         onnx_path: Path | None,
         metrics: Mapping[str, DeviceMetrics] | None,
     ) -> Evaluation:
-        import torch
-
-        from paretoedge.compression import compress, export_onnx, model_stats
+        from paretoedge.compression import export_onnx, model_stats
         from paretoedge.training import evaluate
 
         cfg = self.config
-        torch.manual_seed(cfg.seed)
-        if spec.is_empty:
-            model = self._teacher  # only read below: evaluated and exported, not changed
-        else:
-            model = compress(  # works on a copy; the cached teacher stays intact
-                self._teacher,
-                spec,
-                teacher=self._teacher,
-                tokenizer=self._tokenizer,
-                task=self.task,
-                seed=cfg.seed,
-                progress=self.progress,
-            ).model
-        model.eval()
+        # An empty spec gives the cached teacher: only read below (evaluated, exported).
+        built = self.builder.build(spec)
+        model, tokenizer = built.model, built.tokenizer
         stats = model_stats(model)
         if spec.exit is not None:
             from paretoedge.search._exits import measure_exit_candidate
@@ -271,7 +249,7 @@ class PipelineEvaluator(Evaluator):
                 export_onnx(model, onnx_path, seq_len=cfg.seq_len)
             accuracy, exit_metrics = measure_exit_candidate(
                 model,
-                self._tokenizer,
+                tokenizer,
                 self.task.validation,
                 seq_len=cfg.seq_len,
                 onnx_path=onnx_path,
@@ -279,9 +257,7 @@ class PipelineEvaluator(Evaluator):
             )
             metrics = exit_metrics if exit_metrics is not None else metrics
         else:
-            accuracy = evaluate(
-                model, self._tokenizer, self.task.validation, max_length=cfg.seq_len
-            )
+            accuracy = evaluate(model, tokenizer, self.task.validation, max_length=cfg.seq_len)
             if onnx_path is not None:
                 export_onnx(model, onnx_path, seq_len=cfg.seq_len)
                 metrics = predict_devices(onnx_path, devices)
@@ -301,7 +277,7 @@ class PipelineEvaluator(Evaluator):
         Memoised per structure and device for the life of this evaluator."""
         import tempfile
 
-        from paretoedge.compression import CompressionSpec, compress, export_onnx, model_stats
+        from paretoedge.compression import CompressionSpec, export_onnx, model_stats
         from paretoedge.hardware_profiles import cost, lower_cached, prepare, resolve_profile
         from paretoedge.search._cheap_metrics import (
             StructuralMetrics,
@@ -319,19 +295,8 @@ class PipelineEvaluator(Evaluator):
                 sparsity=known.sparsity,
                 devices={d: known.devices[d] for d in devices},
             )
-        self.prepare()
         spec = CompressionSpec.from_flat(untrained_spec(flat))
-        if spec.is_empty:
-            model = self._teacher
-        else:
-            model = compress(
-                self._teacher,
-                spec,
-                teacher=self._teacher,
-                tokenizer=self._tokenizer,
-                task=self.task,
-                seed=self.config.seed,
-            ).model
+        model = self.builder.build(spec, progress=False).model
         stats = model_stats(model)
         per_device = dict(known.devices) if known is not None else {}
         with tempfile.TemporaryDirectory(prefix="pe-structure-") as tmp:
@@ -368,8 +333,7 @@ class PipelineEvaluator(Evaluator):
         it for front members only. The exported graph has static shapes, so examples are
         padded to the study's ``seq_len`` and fed in the export's batch size.
         """
-        self.prepare()
-        return onnx_accuracy(onnx_path, self._tokenizer, self.task.test, self.config.seq_len)
+        return onnx_accuracy(onnx_path, self.builder.tokenizer, self.task.test, self.config.seq_len)
 
 
 def onnx_accuracy(

@@ -9,8 +9,9 @@ How a trial runs:
   :class:`~ray.tune.search.optuna.OptunaSearch` asks the study (with the study's own seeded
   sampler, baselines first because they are enqueued) and runs the study's define-by-run
   search space, so there is one sampler for the whole cluster, exactly as locally.
-* A **worker** gets only the trial's id. It builds (once per worker process) a
-  :class:`~paretoedge.search._controller.SearchRunner` for the same study, calls
+* A **worker** gets only the trial's id. It opens (once per worker process) the stored
+  study the way :func:`paretoedge.load_study` does
+  (:func:`~paretoedge.search._maintenance.resume_runner`), calls
   ``runner.objective`` on that Optuna trial (which reads the parameters the driver fixed) and
   tells Optuna the outcome itself, while a heartbeat thread keeps the trial alive. A result
   is in the database as soon as the trial ends, whatever happens to the driver afterwards.
@@ -42,7 +43,6 @@ import math
 import os
 import pickle
 import secrets
-import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -61,7 +61,9 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("ray", "ray") from exc
 
-from paretoedge.search._controller import Backend, SearchRunner, quiet_optuna, sampler_for
+from paretoedge.search import _optuna_adapter as oa
+from paretoedge.search._backends import Backend
+from paretoedge.search._maintenance import resume_runner
 from paretoedge.search._multifidelity import (
     HalvingConfig,
     Observation,
@@ -69,6 +71,9 @@ from paretoedge.search._multifidelity import (
     RungTable,
     intermediate_observations,
 )
+from paretoedge.search._optuna_adapter import quiet_optuna
+from paretoedge.search._runner import SearchRunner
+from paretoedge.search._samplers import sampler_for
 
 if TYPE_CHECKING:
     import optuna
@@ -358,11 +363,11 @@ class StudySearcher(OptunaSearch):
             self._runner.bind_claim(self._ot_trials[trial_id].number)
             # A first heartbeat now: if the driver dies before a worker starts the trial,
             # `resume` still sees it as stale, fails it and retries its parameters.
-            self._ot_study._storage.record_heartbeat(self._ot_trials[trial_id]._trial_id)
+            oa.record_heartbeat(self._ot_study, self._ot_trials[trial_id], always=True)
         ot_trial = self._ot_trials[trial_id]
         with quiet_optuna():
             self._suggest_from_define_by_run_func(self._space, ot_trial)
-        return {"trial_number": ot_trial.number, "optuna_trial_id": ot_trial._trial_id}
+        return {"trial_number": ot_trial.number, "optuna_trial_id": oa.trial_id(ot_trial)}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         return None
@@ -377,11 +382,10 @@ class StudySearcher(OptunaSearch):
             return
         self._completed_trials.add(trial_id)
         assert self._ot_study is not None
-        storage = self._ot_study._storage
-        if storage.get_trial(ot_trial._trial_id).state != optuna.trial.TrialState.RUNNING:
+        if oa.frozen_trial(self._ot_study, ot_trial).state != optuna.trial.TrialState.RUNNING:
             return
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            storage.set_trial_state_values(ot_trial._trial_id, optuna.trial.TrialState.FAIL)
+            oa.set_trial_state(self._ot_study, ot_trial, optuna.trial.TrialState.FAIL)
             self.failed_numbers.append(ot_trial.number)
             _log.warning("trial %d failed on the cluster (error=%s)", ot_trial.number, error)
         self._runner.sync_failed(self._ot_study)
@@ -404,9 +408,8 @@ class StudySearcher(OptunaSearch):
 
 @dataclass(frozen=True)
 class _WorkerSpec:
-    """What a worker needs to rebuild the driver's runner (picklable, no open handles)."""
+    """What a worker needs to open the driver's study (picklable, no open handles)."""
 
-    config: Any
     storage_url: str
     study_name: str
     devices: tuple[str, ...]
@@ -425,45 +428,23 @@ _RUNNERS: dict[tuple[str, str], SearchRunner] = {}
 
 
 def _worker_runner(spec: _WorkerSpec) -> SearchRunner:
+    """The worker's runner of the study: opened from the database as
+    :func:`paretoedge.load_study` opens it (the entry every caller of a stored study uses),
+    with the driver's evaluator factory, pruner, devices and heartbeat."""
     runner = _RUNNERS.get(spec.key)
     if runner is None:
-        runner = SearchRunner(
-            spec.config,
+        runner = resume_runner(
+            spec.study_name,
             storage_url=spec.storage_url,
-            study_name=spec.study_name,
             evaluator_factory=spec.evaluator_factory,
+            devices=spec.devices,
             pruner=spec.pruner,
             artifacts_dir=spec.artifacts_dir,
             heartbeat_interval=spec.heartbeat_interval,
             grace_period=spec.grace_period,
-            extra_devices=spec.devices,
         )
-        runner.devices = spec.devices
         _RUNNERS[spec.key] = runner
     return runner
-
-
-@contextlib.contextmanager
-def _heartbeat(storage: Any, trial_id: int, interval: float) -> Iterator[None]:
-    """Record the trial's heartbeat every ``interval`` seconds while the block runs."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while True:
-            try:
-                storage.record_heartbeat(trial_id)
-            except Exception:  # a database hiccup must not kill the trial
-                _log.warning("could not record the heartbeat of trial %d", trial_id, exc_info=True)
-            if stop.wait(interval):
-                return
-
-    thread = threading.Thread(target=beat, name=f"pe-heartbeat-{trial_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def run_trial(config: dict[str, Any], spec: _WorkerSpec) -> None:
@@ -487,20 +468,19 @@ def run_trial(config: dict[str, Any], spec: _WorkerSpec) -> None:
 
     with quiet_optuna():
         study = runner.study
-    storage = study._storage
-    state = storage.get_trial(trial_id).state
+    state = oa.frozen_trial(study, trial_id).state
     if state.is_finished():
         # A restarted trial whose first attempt already ended (or a stale trial failed by a
         # resumed driver): nothing to redo.
         report("skipped", optuna_state=state.name)
         return
-    trial = optuna.Trial(study, trial_id)
-    with quiet_optuna(), _heartbeat(storage, trial_id, spec.heartbeat_interval):
+    trial = oa.trial_of(study, trial_id)
+    with quiet_optuna(), oa.heartbeat(study, trial_id, spec.heartbeat_interval):
         try:
             values = runner.objective(trial)
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            points = intermediate_observations(storage.get_trial(trial_id))
+            points = intermediate_observations(oa.frozen_trial(study, trial_id))
             report("pruned", points[-1].point if points else None)
             return
         except Exception as exc:
@@ -577,12 +557,11 @@ class RayBackend(Backend):
             )
         _ = runner.study  # created (baselines enqueued) once, by the runner
         spec = _WorkerSpec(
-            config=runner.config,
             storage_url=runner.storage_url,
             study_name=runner.name,
             devices=tuple(runner.devices),
             artifacts_dir=runner.artifacts_dir,
-            evaluator_factory=runner._evaluator_factory,
+            evaluator_factory=runner.evaluator_factory,
             pruner=runner.pruner,
             heartbeat_interval=runner.heartbeat_interval,
             grace_period=runner.grace_period,

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import optuna
 
-    from paretoedge.search._controller import SearchRunner
+    from paretoedge.search._runner import SearchRunner
     from paretoedge.storage import CandidateRecord
 
 _log = logging.getLogger(__name__)
@@ -67,18 +67,6 @@ def dead_trials(runner: SearchRunner, study: optuna.Study) -> list[optuna.trial.
     return out
 
 
-def _stale_trial_ids(study: optuna.Study) -> list[int]:
-    """Ids of the study's running trials whose heartbeat is older than the grace period
-    (what :func:`optuna.storages.fail_stale_trials` would fail; Optuna keeps the query
-    private to its heartbeat storages)."""
-    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
-
-    storage = study._storage
-    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
-        return []
-    return list(storage._get_stale_trial_ids(study._study_id))
-
-
 def _finish_dead(
     runner: SearchRunner,
     study: optuna.Study,
@@ -87,13 +75,13 @@ def _finish_dead(
 ) -> str:
     import optuna
 
-    from paretoedge.search._controller import evaluation_of
+    from paretoedge.search._optuna_adapter import frozen_trial, set_trial_state
+    from paretoedge.search._results import evaluation_of
 
-    storage = study._storage
     TS = optuna.trial.TrialState
     with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
         if row is not None and row.state == "pruned":
-            storage.set_trial_state_values(trial._trial_id, TS.PRUNED)
+            set_trial_state(study, trial, TS.PRUNED)
             return "pruned"
         if (
             row is not None
@@ -105,11 +93,11 @@ def _finish_dead(
             except Exception:  # a row that cannot give values is retried instead
                 values = None
             if values is not None:
-                storage.set_trial_state_values(trial._trial_id, TS.COMPLETE, list(values))
+                set_trial_state(study, trial, TS.COMPLETE, values)
                 return "complete"
-        if storage.set_trial_state_values(trial._trial_id, TS.FAIL):
+        if set_trial_state(study, trial, TS.FAIL):
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
-            retry(study, storage.get_trial(trial._trial_id))
+            retry(study, frozen_trial(study, trial))
         return "failed"
     return "gone"
 
@@ -124,7 +112,7 @@ def recover(runner: SearchRunner, study: optuna.Study) -> dict[int, str]:
     import optuna
 
     from paretoedge import storage as st
-    from paretoedge.search._controller import quiet_optuna
+    from paretoedge.search._optuna_adapter import quiet_optuna, stale_trial_ids, trial_id
     from paretoedge.storage._claims import drop_claims
 
     done: dict[int, str] = {}
@@ -133,12 +121,12 @@ def recover(runner: SearchRunner, study: optuna.Study) -> dict[int, str]:
         # Trials whose heartbeat is stale (owners on other hosts, or a Ray worker gone with
         # its driver) are finished the same way, before Optuna's own stale check would fail
         # one whose result its worker had already stored.
-        stale_ids = set(_stale_trial_ids(study))
+        stale_ids = set(stale_trial_ids(study))
         known = {t.number for t in dead}
         dead += [
             t
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-            if t._trial_id in stale_ids and t.number not in known
+            if trial_id(t) in stale_ids and t.number not in known
         ]
         if dead:
             rows = {

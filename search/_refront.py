@@ -34,7 +34,7 @@ FrontSpec = Callable[[str], tuple[Sequence[Any], Sequence[Any]]]
 def front_spec(study: Mapping[str, Any]) -> FrontSpec:
     """device -> (front objectives, constraints) of a stored study row."""
     from paretoedge.search._config import ObjectiveSpec
-    from paretoedge.search._controller import config_of
+    from paretoedge.search._maintenance import config_of
 
     try:
         config = config_of(study["config"])
@@ -58,7 +58,7 @@ def recompute_missing_fronts(connection: Connection) -> int:
     rows; returns the number of fronts written. Runs on ``connection`` in its transaction."""
     from sqlalchemy import select
 
-    from paretoedge.search._controller import rank_by
+    from paretoedge.search._fronts import rank_by
     from paretoedge.storage._api import _candidate_record, _metrics_record
     from paretoedge.storage._models import CandidateRow, DeviceMetricsRow, FrontRow, StudyRow
 

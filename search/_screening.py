@@ -45,6 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 from paretoedge.errors import ConfigError, ParetoEdgeError
 from paretoedge.search._cheap_metrics import StructuralMetrics, screen
 from paretoedge.search._config import ParamSpec, StudyConfig
+from paretoedge.search._optuna_adapter import distribution_contains, trial_id
 from paretoedge.search._pareto import hypervolume
 from paretoedge.search._space import (
     BASELINE_SPECS,
@@ -143,7 +144,7 @@ class ScreeningSampler(BaseSampler):
             return  # an enqueued trial (a baseline, a retried trial): nothing to choose
         pick = self.choose(study.get_trials(deepcopy=False))
         if pick is not None:
-            self._picks[trial._trial_id] = pick
+            self._picks[trial_id(trial)] = pick
 
     def sample_independent(
         self,
@@ -152,10 +153,10 @@ class ScreeningSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        pick = self._picks.get(trial._trial_id, {})
+        pick = self._picks.get(trial_id(trial), {})
         if param_name in pick:
             value = pick[param_name]
-            if param_distribution._contains(param_distribution.to_internal_repr(value)):
+            if distribution_contains(param_distribution, value):
                 return value
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
@@ -166,7 +167,7 @@ class ScreeningSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        self._picks.pop(trial._trial_id, None)
+        self._picks.pop(trial_id(trial), None)
 
     # -- the choice -------------------------------------------------------------------
 
@@ -212,7 +213,7 @@ class ScreeningSampler(BaseSampler):
     # -- helpers ------------------------------------------------------------------------
 
     def _flat(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        from paretoedge.search._controller import normalize_flat
+        from paretoedge.search._results import normalize_flat
 
         return normalize_flat(candidate_flat(self.config, params))
 
@@ -238,7 +239,7 @@ class ScreeningSampler(BaseSampler):
         for t in done:
             base = t.user_attrs.get("paretoedge.baseline")
             if base in BASELINE_SPECS:
-                from paretoedge.search._controller import normalize_flat
+                from paretoedge.search._results import normalize_flat
 
                 flats.append(normalize_flat(baseline_flat(base)))
             else:

@@ -55,7 +55,7 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture(autouse=True)
 def _no_search(monkeypatch: pytest.MonkeyPatch) -> None:
     """Should a check regress, fail at once instead of running a real search."""
-    from paretoedge.search._controller import SearchRunner
+    from paretoedge.search import SearchRunner
 
     def started(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("a refused input started a search")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from paretoedge._describe import collapse_twins, describe_spec
-from paretoedge.search._controller import normalize_flat
+from paretoedge.search import normalize_flat
 from paretoedge.storage import CandidateRecord, DeviceMetricsRecord, FrontEntry
 
 

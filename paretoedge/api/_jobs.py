@@ -1,10 +1,12 @@
 """Study runs launched over HTTP: one child process per study, stoppable.
 
-A launched study runs the search controller's public entry point, ``paretoedge search``
-(:class:`paretoedge.search._controller.SearchRunner` behind it), in a child process: the
-server stays responsive, a crash of the search cannot take the API down, and stopping is
-a SIGINT, which the controller handles like Ctrl-C (the interrupted candidate is queued
-again, the study is marked ``stopped`` and can be resumed with ``paretoedge resume``).
+A launched study runs ``paretoedge search`` (a thin wrapper around the Python API,
+:func:`paretoedge.create_study` and :meth:`~paretoedge.Study.optimize`) in a child process.
+The process boundary is deliberate, not for want of an API: the server stays responsive
+while torch trains, a crash of the search (or its memory) cannot take the API down, and
+stopping is a SIGINT, which the runner handles like Ctrl-C (the interrupted candidate is
+queued again, the study is marked ``stopped`` and can be resumed with ``paretoedge
+resume``); a thread in the server could be neither isolated nor interrupted.
 """
 
 from __future__ import annotations

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from paretoedge.objectives import DeviceMetrics, Evaluation
-from paretoedge.search import StudyConfig
-from paretoedge.search._evaluator import CandidateResult, Evaluator
+from paretoedge.search import CandidateResult, Evaluator, StudyConfig
 
 DEVICE_SPEED = {"dev-a": 1.0, "dev-b": 3.0, "dev-c": 0.5}
 
@@ -153,6 +152,6 @@ def synthetic_config(**over: Any) -> StudyConfig:
 def twin_trials(study: Any) -> int:
     """Trials that reused a complete twin's stored result instead of being evaluated (the
     controller does not evaluate one spec twice): evaluations = trials - twins."""
-    from paretoedge.search._controller import TWIN_ATTR
+    from paretoedge.search import TWIN_ATTR
 
     return sum(TWIN_ATTR in t.user_attrs for t in study.get_trials())

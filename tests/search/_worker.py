@@ -13,8 +13,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _synthetic import SyntheticEvaluator  # noqa: E402
 
-from paretoedge.search import parse_config  # noqa: E402
-from paretoedge.search._controller import SearchRunner, resume_runner  # noqa: E402
+from paretoedge.search import (  # noqa: E402
+    SearchRunner,
+    parse_config,  # noqa: E402
+    resume_runner,
+)
 
 
 def main() -> None:

@@ -86,7 +86,7 @@ def test_workers_together_finish_exactly_the_budget(tmp_path: Path, study_url: s
         assert sorted(c.trial_number for c in rows) == sorted(t.number for t in trials)
         assert {c.state for c in rows} == {"complete"}
         assert sum(c.is_baseline for c in rows) == len(config.baselines)
-        from paretoedge.search._controller import rank_candidates
+        from paretoedge.search import rank_candidates
         from paretoedge.storage._claims import list_claims
 
         # the front stored last is the ranking of every complete candidate

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from paretoedge.search import parse_config
-from paretoedge.search._controller import normalize_flat
-from paretoedge.search._evaluator import PipelineEvaluator
+from paretoedge.search import PipelineEvaluator, normalize_flat, parse_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.tvm]
 

@@ -169,7 +169,7 @@ def test_sampler_option_limits_are_optunas(sampler: str) -> None:
     the rule refuses it (the rules are Optuna's limits, not guesses)."""
     from optuna.exceptions import ExperimentalWarning
 
-    from paretoedge.search._controller import sampler_for
+    from paretoedge.search import sampler_for
 
     for key, rule in SAMPLER_OPTIONS[sampler].items():
         if rule.kind is bool:
@@ -195,8 +195,8 @@ def test_sampler_option_limits_are_optunas(sampler: str) -> None:
 
 
 def test_seed_offsets_stay_in_numpys_range() -> None:
+    from paretoedge.search import sampler_for
     from paretoedge.search._config import SEED_MAX
-    from paretoedge.search._controller import sampler_for
 
     cfg = parse_config({**valid_study(), "seed": SEED_MAX}, check_names=False)
     sampler_for(cfg, seed_offset=2**33)  # joins a study with many trials: no ValueError

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from _synthetic import SyntheticEvaluator, synthetic_config
 
-from paretoedge.search._controller import SearchRunner
+from paretoedge.search import SearchRunner
 
 
 def test_a_run_without_a_terminal_prints_a_line_per_trial(

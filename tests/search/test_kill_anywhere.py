@@ -49,7 +49,7 @@ def _check_whole(url: str, config: object) -> None:
     import optuna
 
     from paretoedge import storage as st
-    from paretoedge.search._controller import rank_candidates
+    from paretoedge.search import rank_candidates
 
     storage = st.open_storage(url)
     try:

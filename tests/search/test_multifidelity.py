@@ -20,6 +20,7 @@ from paretoedge.search._multifidelity import (
     intermediate_observations,
     report_intermediate,
 )
+from paretoedge.search._optuna_adapter import frozen_trial
 
 # accuracy (max), latency on one device (min), size in bytes (min)
 DIRS = ("maximize", "minimize", "minimize")
@@ -257,7 +258,7 @@ def test_report_intermediate_round_trips_through_user_attrs():
     trial = study.ask()
     report_intermediate(trial, 30, (0.5, 2.0, 1e3), violation=0.25)
     report_intermediate(trial, 10, (0.4, 2.0, 1e3))
-    frozen = study._storage.get_trial(trial._trial_id)
+    frozen = frozen_trial(study, trial)
     assert f"{USER_ATTR_PREFIX}30" in frozen.user_attrs
     got = intermediate_observations(frozen)
     assert [o.fidelity for o in got] == [10, 30]
@@ -282,7 +283,7 @@ def test_pruner_stops_dominated_trials_and_keeps_the_front():
     report_intermediate(front, 10, (0.3, 0.5, 1e3))
 
     def frozen(t: optuna.Trial) -> optuna.trial.FrozenTrial:
-        return study._storage.get_trial(t._trial_id)
+        return frozen_trial(study, t)
 
     assert pruner.prune(study, frozen(dominated))
     assert not pruner.prune(study, frozen(front))
@@ -297,13 +298,13 @@ def test_pruner_only_decides_at_rungs_and_with_points():
     report_intermediate(good, 10, (0.9, 1.0, 1e3))
     report_intermediate(good, 15, (0.9, 1.0, 1e3))
     bad = study.ask()
-    assert pruner.decide(study, study._storage.get_trial(bad._trial_id)) is None
+    assert pruner.decide(study, frozen_trial(study, bad)) is None
     report_intermediate(bad, 15, (0.1, 9.0, 9e3))  # 15 is no rung
-    assert pruner.decide(study, study._storage.get_trial(bad._trial_id)) is None
+    assert pruner.decide(study, frozen_trial(study, bad)) is None
     report_intermediate(bad, 30, (0.1, 9.0, 9e3))  # a rung, but nobody else is there
-    assert not pruner.prune(study, study._storage.get_trial(bad._trial_id))
+    assert not pruner.prune(study, frozen_trial(study, bad))
     report_intermediate(good, 30, (0.9, 1.0, 1e3))
-    assert pruner.prune(study, study._storage.get_trial(bad._trial_id))
+    assert pruner.prune(study, frozen_trial(study, bad))
 
 
 def test_pruner_ignores_failed_trials():
@@ -314,7 +315,7 @@ def test_pruner_ignores_failed_trials():
     study.tell(failed, state=optuna.trial.TrialState.FAIL)
     bad = study.ask()
     report_intermediate(bad, 10, (0.1, 9.0, 9e3))
-    assert not pruner.prune(study, study._storage.get_trial(bad._trial_id))
+    assert not pruner.prune(study, frozen_trial(study, bad))
 
 
 def test_pruner_refuses_a_study_with_other_directions():
@@ -322,7 +323,7 @@ def test_pruner_refuses_a_study_with_other_directions():
     pruner = ParetoHalvingPruner(HalvingConfig(min_fidelity=1), DIRS)
     t = study.ask()
     with pytest.raises(ConfigError, match="directions"):
-        pruner.prune(study, study._storage.get_trial(t._trial_id))
+        pruner.prune(study, frozen_trial(study, t))
 
 
 def _toy_objective(pruner: ParetoHalvingPruner, max_steps: int, steps_done: list[int]):
@@ -337,7 +338,7 @@ def _toy_objective(pruner: ParetoHalvingPruner, max_steps: int, steps_done: list
             done = rung
             accuracy = quality * (1 - math.exp(-rung / 20))
             report_intermediate(trial, rung, (accuracy, latency, size))
-            if pruner.prune(trial.study, trial.study._storage.get_trial(trial._trial_id)):
+            if pruner.prune(trial.study, frozen_trial(trial.study, trial)):
                 steps_done.append(done)
                 raise optuna.TrialPruned()
         steps_done.append(max_steps)
@@ -384,4 +385,4 @@ def test_pruner_state_is_shared_through_the_storage(tmp_path):
         first.tell(t, (acc, 1.0, 1e3))
     mine = second.ask()
     report_intermediate(mine, 10, (0.5, 2.0, 2e3))
-    assert pruner.prune(second, second._storage.get_trial(mine._trial_id))
+    assert pruner.prune(second, frozen_trial(second, mine))

@@ -59,7 +59,7 @@ def test_different_names_get_different_directories(a: str, b: str) -> None:
 
 
 def test_artifacts_stay_under_the_artifacts_directory(_isolated_home: Path) -> None:
-    from paretoedge.search._controller import SearchRunner
+    from paretoedge.search import SearchRunner
 
     cfg = parse_config(valid_study(), check_names=False)
     root = (_isolated_home / "artifacts").resolve()

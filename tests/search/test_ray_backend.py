@@ -230,7 +230,7 @@ def ray_cluster(cluster_env: dict[str, str]) -> Iterator[Any]:
 
 
 def _runner(config: Any, url: str, tmp_path: Path, *, resume: bool = False) -> Any:
-    from paretoedge.search._controller import SearchRunner, resume_runner
+    from paretoedge.search import SearchRunner, resume_runner
 
     kw = {
         "evaluator_factory": SyntheticEvaluator,
@@ -370,7 +370,7 @@ from pathlib import Path
 sys.path.insert(0, {here!r})
 from _synthetic import SyntheticEvaluator
 from paretoedge.search import parse_config
-from paretoedge.search._controller import SearchRunner
+from paretoedge.search import SearchRunner
 from paretoedge.search._ray_backend import RayBackend
 config = parse_config(json.loads(Path(sys.argv[1]).read_text()), check_names=False)
 runner = SearchRunner(config, storage_url=sys.argv[2], evaluator_factory=SyntheticEvaluator,

@@ -52,7 +52,7 @@ def _wait(pred, timeout: float, proc: subprocess.Popen) -> None:
 
 def test_sigkill_mid_trial_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from paretoedge import storage as st
-    from paretoedge.search._controller import resume_runner
+    from paretoedge.search import resume_runner
 
     config = synthetic_config(budget={"trials": 8})
     cfg_path = tmp_path / "study.json"
@@ -136,7 +136,7 @@ def test_sigkill_mid_trial_then_resume(tmp_path: Path, monkeypatch: pytest.Monke
 @pytest.mark.postgres
 def test_two_workers_share_one_study_on_postgres(tmp_path: Path) -> None:
     from paretoedge import storage as st
-    from paretoedge.search._controller import SearchRunner
+    from paretoedge.search import SearchRunner
 
     psycopg = pytest.importorskip("psycopg")
     dbname = f"pe_search_{os.getpid()}_{int(time.time())}"
@@ -203,7 +203,7 @@ def test_two_workers_share_one_study_on_postgres(tmp_path: Path) -> None:
 def test_ctrl_c_requeues_the_interrupted_candidate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from paretoedge.search._controller import resume_runner
+    from paretoedge.search import resume_runner
 
     config = synthetic_config(budget={"trials": 6})
     cfg_path = tmp_path / "study.json"

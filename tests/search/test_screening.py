@@ -22,14 +22,15 @@ from _synthetic import (  # noqa: E402
     twin_trials,
 )
 
-from paretoedge.search import (  # noqa: E402
+from paretoedge.search import (  # noqa: E402  # noqa: E402
+    SearchRunner,
     candidate_flat,
     enumerate_space,
     hypervolume,
     pareto_front,
+    resume_runner,
 )
 from paretoedge.search._cheap_metrics import SCREENED_ATTR  # noqa: E402
-from paretoedge.search._controller import SearchRunner, resume_runner  # noqa: E402
 
 SPACE = {
     "prune.sparsity": {"low": 0.0, "high": 0.6, "step": 0.2},

@@ -118,7 +118,7 @@ def test_sigkill_real_cli_mid_trial_then_resume(
     import sys
     import time
 
-    from paretoedge.search._controller import GRACE_PERIOD_S
+    from paretoedge.search import GRACE_PERIOD_S
 
     cfg = _study(tmp_path, devices)
     doc = yaml.safe_load(cfg.read_text())

@@ -384,7 +384,7 @@ def _ranks(storage: Any, study: str, device: str) -> dict[int, int]:
 
 def _recomputed(storage: Any, study: str, device: str) -> dict[int, int]:
     """The ranking computed afresh from the stored rows, as resume would store it."""
-    from paretoedge.search._controller import rank_by
+    from paretoedge.search import rank_by
     from paretoedge.search._refront import front_spec
     from paretoedge.storage import list_candidates
 

@@ -22,10 +22,10 @@ from _synthetic import (  # noqa: E402
     twin_trials,
 )
 
-from paretoedge.search import enumerate_space  # noqa: E402
-from paretoedge.search._controller import (  # noqa: E402
+from paretoedge.search import (  # noqa: E402
     SearchRunner,
     add_device,
+    enumerate_space,
     resume_runner,
 )
 
@@ -95,7 +95,7 @@ def test_front_of_full_enumeration_matches_brute_force(tmp_path: Path) -> None:
     for p in points:
         runner.study.enqueue_trial(p)
     runner.run()
-    from paretoedge.search._controller import normalize_flat
+    from paretoedge.search import normalize_flat
 
     for device in config.devices:
         evs = {
@@ -202,7 +202,7 @@ def test_a_repeated_configuration_reuses_its_stored_result(
     """A space of two configurations and eight trials: each configuration is evaluated once,
     every later proposal of it completes with the stored numbers (and says whose)."""
     from paretoedge import storage as st
-    from paretoedge.search._controller import TWIN_ATTR
+    from paretoedge.search import TWIN_ATTR
 
     log = tmp_path / "evals.log"
     monkeypatch.setenv("PE_TEST_LOG", str(log))
@@ -240,12 +240,13 @@ def test_a_trial_that_died_before_its_row_was_written_gets_a_failed_row(tmp_path
 
     from paretoedge import storage as st
     from paretoedge.search import suggest
+    from paretoedge.search._optuna_adapter import set_trial_state
 
     runner = _runner(tmp_path, synthetic_config(baselines=[], budget={"trials": 3}))
     study = runner.study
     orphan = study.ask()
     params = suggest(orphan, runner.config.space)
-    study._storage.set_trial_state_values(orphan._trial_id, optuna.trial.TrialState.FAIL)
+    set_trial_state(study, orphan, optuna.trial.TrialState.FAIL)
     summary = runner.run()
     assert summary.trials_complete == 3
     cands = {c.trial_number: c for c in st.list_candidates(runner.storage, study="synthetic")}

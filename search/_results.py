@@ -1,0 +1,167 @@
+"""A trial's result in the database: writing it, reading it back, finding a twin.
+
+Why apart from the runner: the same rows are written by a run (:meth:`SearchRunner.objective`),
+by the structural screen, by ``add-device`` and by recovery after a crash, and read back
+when a sampler proposes a spec that was already evaluated. One module owns how a
+:class:`~paretoedge.search._evaluator.CandidateResult` maps onto candidate, device-metrics
+and artifact rows, and how a stored row becomes an :class:`Evaluation` again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from paretoedge.errors import ConfigError, ParetoEdgeError
+from paretoedge.objectives import DeviceMetrics, Evaluation
+from paretoedge.search._evaluator import CandidateResult
+
+if TYPE_CHECKING:
+    from paretoedge.storage import CandidateRecord, DeviceMetricsRecord, Storage
+
+
+def normalize_flat(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat spec as ``CompressionSpec.to_flat()`` writes it (every field of every enabled
+    transform), so stored specs are complete and compare equal across runs. An invalid spec
+    is returned as given; evaluating it fails the trial with the compression config's error."""
+    from paretoedge.compression import CompressionSpec
+
+    try:
+        return CompressionSpec.from_flat(flat).to_flat()
+    except ConfigError:
+        return dict(flat)
+
+
+def spec_key(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """A flat spec with the compression defaults filled in, for comparing two specs."""
+    from paretoedge.compression import CompressionSpec
+
+    try:
+        return normalize_flat(CompressionSpec.from_flat(flat).to_flat())
+    except ParetoEdgeError:  # keys of a custom evaluator's own
+        return normalize_flat(flat)
+
+
+def evaluation_of(candidate: CandidateRecord) -> Evaluation:
+    """The :class:`Evaluation` of a stored complete candidate."""
+    return Evaluation(
+        accuracy=float(candidate.accuracy if candidate.accuracy is not None else math.nan),
+        size_bytes=int(candidate.size_bytes or 0),
+        parameters=int(candidate.parameters or 0),
+        sparsity=float(candidate.sparsity or 0.0),
+        devices={m.device: DeviceMetrics.from_object(m) for m in candidate.metrics},
+    )
+
+
+def metrics_record(candidate_id: int, device: str, m: DeviceMetrics) -> DeviceMetricsRecord:
+    """The storage row of one device's metrics of candidate ``candidate_id``."""
+    from paretoedge.storage import DeviceMetricsRecord
+
+    return DeviceMetricsRecord(
+        candidate_id=candidate_id,
+        device=device,
+        latency_ms=m.latency_ms,
+        peak_memory_bytes=m.peak_memory_bytes,
+        energy_mj=m.energy_mj,
+        flash_bytes=m.flash_bytes,
+        sram_bytes=m.sram_bytes,
+        feasible=m.feasible,
+        violations=tuple(m.violations),
+    )
+
+
+def onnx_artifact(storage: Storage, candidate_id: int) -> Path | None:
+    """The candidate's newest stored ONNX file that is still on disk."""
+    from paretoedge.storage import list_artifacts
+
+    for a in reversed(list_artifacts(storage, candidate_id=candidate_id)):
+        if a.kind == "onnx" and Path(a.path).is_file():
+            return Path(a.path)
+    return None
+
+
+def add_onnx_artifact(storage: Storage, candidate_id: int, path: Path) -> None:
+    """Record ``path`` (with its sha256 and size) as the candidate's ONNX artifact."""
+    from paretoedge import storage as st
+
+    data = path.read_bytes()
+    st.add_artifact(
+        storage,
+        candidate_id=candidate_id,
+        kind="onnx",
+        path=str(path),
+        sha256=hashlib.sha256(data).hexdigest(),
+        bytes=len(data),
+    )
+
+
+def store_result(
+    storage: Storage,
+    *,
+    study: str,
+    trial_number: int,
+    result: CandidateResult,
+    baseline: str | None = None,
+    state: Literal["complete", "pruned"] = "complete",
+) -> CandidateRecord:
+    """Write a complete (or early-stopped) candidate, its device metrics and its ONNX
+    artifact. Only complete candidates are ranked into fronts."""
+    from paretoedge import storage as st
+
+    ev = result.evaluation
+    rec = st.upsert_candidate(
+        storage,
+        study=study,
+        trial_number=trial_number,
+        state=state,
+        spec=dict(result.flat),
+        accuracy=ev.accuracy,
+        size_bytes=ev.size_bytes,
+        parameters=ev.parameters,
+        sparsity=ev.sparsity,
+        fidelity=result.fidelity,
+        wall_s=result.wall_s,
+        is_baseline=baseline is not None,
+        baseline_name=baseline,
+    )
+    st.upsert_device_metrics_many(
+        storage,
+        metrics=[metrics_record(rec.id, d, m) for d, m in ev.devices.items()],
+    )
+    if result.onnx_path is not None and result.onnx_path.is_file():
+        add_onnx_artifact(storage, rec.id, result.onnx_path)
+    return rec
+
+
+def completed_twin(
+    storage: Storage, *, study: str, flat: Mapping[str, Any], devices: Sequence[str]
+) -> CandidateResult | None:
+    """The stored result of a complete candidate with the same spec, if there is one.
+
+    Samplers propose a configuration again (NSGA-II's crossover and mutation on a small
+    discrete space often do). The evaluator is deterministic for a spec (it seeds
+    compression and recovery with the study seed), so re-evaluating would store the same
+    numbers at the cost of a full compression; the twin's accuracy, size and device
+    metrics are reused instead (Optuna still records the trial, so samplers see it).
+    Only full-fidelity twins that have every device of this run qualify.
+    """
+    from paretoedge import storage as st
+
+    key = spec_key(flat)
+    for c in st.list_candidates(storage, study=study, states=["complete"]):
+        if c.is_baseline or spec_key(c.spec) != key:
+            continue
+        if any(c.metrics_for(d) is None for d in devices):
+            continue
+        return CandidateResult(
+            flat=dict(c.spec),
+            evaluation=evaluation_of(c),
+            onnx_path=onnx_artifact(storage, c.id),
+            fidelity=int(c.fidelity or 0),
+            wall_s=0.0,
+            twin_of=c.trial_number,
+        )
+    return None
