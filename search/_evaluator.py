@@ -170,8 +170,7 @@ class PipelineEvaluator(Evaluator):
         space's accuracies on an accelerator this way, and its structures' device metrics
         apart, on the CPU).
         """
-        self.prepare()
-        self._teacher.to(device)
+        self.builder.teacher.to(device)
 
     @property
     def task(self) -> TaskData:
