@@ -74,7 +74,7 @@ class MeasuredMemoryRecord:
         }
 
 
-def _record(row: Mapping[str, Any]) -> MeasuredMemoryRecord:
+def _record(row: Mapping[str, Any] | Any) -> MeasuredMemoryRecord:
     at = row["measured_at"]
     return MeasuredMemoryRecord(
         candidate_id=row["candidate_id"],
