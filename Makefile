@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[postgres,ray,api,tensor,screening,executorch,tflm,test]' $(TORCH)
+	$(PY) -m pip install -q -e '.[search,postgres,ray,api,tensor,screening,executorch,tflm,test]' $(TORCH)
 	touch $@
 
 lint: install

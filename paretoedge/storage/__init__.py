@@ -46,6 +46,11 @@ from paretoedge.storage._measured import (
     get_measured_latencies,
     upsert_measured_latency,
 )
+from paretoedge.storage._measured_memory import (
+    MeasuredMemoryRecord,
+    get_measured_memory,
+    upsert_measured_memory,
+)
 from paretoedge.storage._migrate import current_revision, head_revision, upgrade_schema
 from paretoedge.storage._optuna import optuna_storage
 from paretoedge.storage._records import (
@@ -85,6 +90,7 @@ __all__ = [
     "FrontPage",
     "FrontSort",
     "MeasuredLatencyRecord",
+    "MeasuredMemoryRecord",
     "ObjectiveRecord",
     "Storage",
     "StudyRecord",
@@ -98,6 +104,7 @@ __all__ = [
     "get_candidate",
     "get_front",
     "get_measured_latencies",
+    "get_measured_memory",
     "get_study",
     "head_revision",
     "list_artifacts",
@@ -114,4 +121,5 @@ __all__ = [
     "upsert_device_metrics",
     "upsert_device_metrics_many",
     "upsert_measured_latency",
+    "upsert_measured_memory",
 ]

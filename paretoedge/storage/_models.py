@@ -209,3 +209,25 @@ class MeasuredLatencyRow(Base):
     spread: Mapped[float] = mapped_column(Float)
     predicted_ms: Mapped[float] = mapped_column(Float)
     measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MeasuredMemoryRow(Base):
+    """A candidate's MCU flash and SRAM measured by TFLM, beside what the model predicted.
+
+    Written by ``bench/tflm_memory.py store`` (:mod:`paretoedge.storage._measured_memory`);
+    one row per ``(candidate, device)``, replaced by a newer measurement.
+    """
+
+    __tablename__ = "pe_measured_memory"
+    __table_args__ = (UniqueConstraint("candidate_id", "device"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("pe_candidates.id", ondelete="CASCADE"))
+    device: Mapped[str] = mapped_column(String(64))
+    runtime: Mapped[str] = mapped_column(String(32))
+    flash_bytes: Mapped[int] = mapped_column(BigInteger)
+    sram_bytes: Mapped[int] = mapped_column(BigInteger)
+    predicted_flash_bytes: Mapped[int] = mapped_column(BigInteger)
+    predicted_sram_bytes: Mapped[int] = mapped_column(BigInteger)
+    pointer_bytes: Mapped[int] = mapped_column(Integer)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -16,6 +16,7 @@ from paretoedge.storage import (
     get_candidate,
     get_front,
     get_measured_latencies,
+    get_measured_memory,
     get_study,
     head_revision,
     list_artifacts,
@@ -26,6 +27,7 @@ from paretoedge.storage import (
     upgrade_schema,
     upsert_candidate,
     upsert_measured_latency,
+    upsert_measured_memory,
 )
 from paretoedge.storage._engine import create_engine_for
 from paretoedge.storage._migrate import script_location
@@ -86,9 +88,10 @@ def test_scripts_ship_inside_the_package() -> None:
         "0004_claims_refront.py",
         "0005_measured_latency.py",
         "0006_artifact_kinds.py",
+        "0007_measured_memory.py",
     ]
     assert not (location / "alembic.ini").exists()
-    assert head_revision() == "0006"
+    assert head_revision() == "0007"
 
 
 def test_pyproject_package_data_covers_the_scripts() -> None:
@@ -331,6 +334,27 @@ def test_frozen_revision_0001_file_upgrades_to_head(tmp_path: Path) -> None:
             get_candidate(storage, study="frozen", trial_number=1).metrics_for("rpi4").latency_ms
             == 19.5
         )  # type: ignore[union-attr]
+        # ... and the measured-memory table of revision 0007, empty after the upgrade.
+        assert (
+            get_measured_memory(storage, candidate_ids=list(ids.values()), device="stm32h7") == {}
+        )
+        upsert_measured_memory(
+            storage,
+            candidate_id=ids[1],
+            device="stm32h7",
+            runtime="tflite-micro",
+            flash_bytes=1_000_000,
+            sram_bytes=100_000,
+            predicted_flash_bytes=1_010_000,
+            predicted_sram_bytes=95_000,
+            pointer_bytes=8,
+        )
+        mem = get_measured_memory(storage, candidate_ids=list(ids.values()), device="stm32h7")
+        assert list(mem) == [ids[1]]
+        assert mem[ids[1]].flash_error_pct == pytest.approx(1.0)
+        assert mem[ids[1]].sram_error_pct == pytest.approx(-5.0)
+        stm = get_candidate(storage, study="frozen", trial_number=1).metrics_for("stm32h7")
+        assert stm is not None and stm.violations == ("flash_bytes <= 2097152",)
 
 
 def test_upgrade_0003_to_head_keeps_rows_and_adds_measured_latency(empty_url: str) -> None:
