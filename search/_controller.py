@@ -975,6 +975,7 @@ def _metrics_record(cls: Any, candidate_id: int, device: str, m: DeviceMetrics) 
         sram_bytes=m.sram_bytes,
         feasible=m.feasible,
         violations=tuple(m.violations),
+        latency_worst_ms=m.latency_worst_ms,
     )
 
 
