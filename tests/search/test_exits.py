@@ -43,18 +43,23 @@ def _doc(space: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_space_accepts_the_new_dimensions():
+    # MiniLM (6 layers): an exit after layer 2 needs a model deeper than tiny-bert's 2 layers,
+    # which the study now checks against the model's depth
     cfg = parse_config(
-        _doc(
-            {
-                "quant.bits": [32, 8],
-                "tensor.method": ["tt", "cp"],
-                "tensor.rank": [8, 32],
-                "attention.kind": ["softmax", "local", "linear"],
-                "attention.window": {"choices": [16, 32], "when": {"attention.kind": "local"}},
-                "exit.layers": ["1", "1,2"],
-                "exit.threshold": {"low": 0.6, "high": 0.95, "step": 0.05},
-            }
-        )
+        {
+            **_doc(
+                {
+                    "quant.bits": [32, 8],
+                    "tensor.method": ["tt", "cp"],
+                    "tensor.rank": [8, 32],
+                    "attention.kind": ["softmax", "local", "linear"],
+                    "attention.window": {"choices": [16, 32], "when": {"attention.kind": "local"}},
+                    "exit.layers": ["1", "1,2"],
+                    "exit.threshold": {"low": 0.6, "high": 0.95, "step": 0.05},
+                }
+            ),
+            "model": "minilm",
+        }
     )
     keys = [p.key for p in cfg.space]
     assert keys[0] == "quant.bits" and "exit.threshold" in keys
