@@ -70,6 +70,7 @@ def metrics_record(candidate_id: int, device: str, m: DeviceMetrics) -> DeviceMe
         sram_bytes=m.sram_bytes,
         feasible=m.feasible,
         violations=tuple(m.violations),
+        latency_worst_ms=m.latency_worst_ms,
     )
 
 

@@ -76,8 +76,12 @@ class StudyListOut(_Out):
 
 
 class DeviceMetricsOut(_Out):
+    """One device's predictions; ``latency_worst_ms`` (early exit only) is the latency
+    when no exit is taken, ``latency_ms`` then the expected latency."""
+
     device: str
     latency_ms: float
+    latency_worst_ms: float | None = None
     peak_memory_bytes: int
     energy_mj: float | None
     flash_bytes: int | None
@@ -148,6 +152,7 @@ class FrontEntryOut(_Out):
     test_accuracy: float | None
     size_bytes: int | None
     latency_ms: float
+    latency_worst_ms: float | None = None
     measured_latency_ms: float | None = None
     peak_memory_bytes: int
     energy_mj: float | None
@@ -169,6 +174,7 @@ class FrontEntryOut(_Out):
             test_accuracy=c.test_accuracy,
             size_bytes=c.size_bytes,
             latency_ms=m.latency_ms,
+            latency_worst_ms=m.latency_worst_ms,
             measured_latency_ms=measured_ms,
             peak_memory_bytes=m.peak_memory_bytes,
             energy_mj=m.energy_mj,

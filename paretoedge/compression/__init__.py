@@ -36,7 +36,13 @@ from paretoedge.compression._distill import (
     distill_loss,
     make_student,
 )
-from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
+from paretoedge.compression._extra_config import (
+    LAYER_LIST_KEYS,
+    AttentionConfig,
+    ExitConfig,
+    TensorConfig,
+    layer_list_text,
+)
 from paretoedge.compression._transform import (
     TRANSFORMS,
     Step,
@@ -119,6 +125,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ALLOWED_BITS",
+    "LAYER_LIST_KEYS",
+    "layer_list_text",
     "AttentionConfig",
     "EfficientSelfAttention",
     "ExitConfig",

@@ -151,7 +151,10 @@ class QuantConfig:
             32 (float), 16 (float16), 8, 4, 2 (ternary: {-a, 0, +a} per row, zero band
             below 0.7 mean|w|) or 1 (binary: sign x per-row mean |w|). Train binary and
             ternary layers through their quantisers (``qat=True`` with ``recovery``: a
-            straight-through estimator and distillation from the teacher).
+            straight-through estimator and distillation from the teacher). The ternary
+            threshold is statistics-based, not learned: TWN's delta = 0.7 * mean|w| of each
+            row, as TernaryBERT uses it, recomputed from the float weights at every QAT
+            step, so it follows them as they train.
         scheme: ``"uniform"`` (symmetric, per output channel, one float scale per row) or
             ``"cluster"`` (k-means weight sharing: at most 2^bits distinct values per layer
             and a 2^bits-entry codebook; 16/32 bits stay float).

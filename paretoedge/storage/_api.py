@@ -201,6 +201,7 @@ def _metrics_record(row: RowMapping, prefix: str = "") -> DeviceMetricsRecord:
         sram_bytes=row[prefix + "sram_bytes"],
         feasible=bool(row[prefix + "feasible"]),
         violations=tuple(row[prefix + "violations"] or ()),
+        latency_worst_ms=row[prefix + "latency_worst_ms"],
     )
 
 
@@ -648,16 +649,25 @@ def _metrics_values(m: DeviceMetricsRecord, where: str) -> dict[str, Any]:
     violations = m.violations
     if isinstance(violations, str) or not all(isinstance(v, str) for v in violations):
         raise ConfigError(f"{where}violations", violations, "a list of strings")
+    latency = _check_float(f"{where}latency_ms", m.latency_ms, minimum=0.0, optional=False)
+    worst = _check_float(f"{where}latency_worst_ms", m.latency_worst_ms, minimum=0.0)
+    # An early-exit model's expected latency mixes prefix latencies, none above the full
+    # path's (a rounding margin for a mix that is all full path).
+    if worst is not None and worst < latency * (1 - 1e-9):
+        raise ConfigError(
+            f"{where}latency_worst_ms", worst, f"a number >= latency_ms ({latency:g})"
+        )
     return {
         "candidate_id": m.candidate_id,
         "device": _check_name(f"{where}device", m.device, _DEVICE_MAX),
-        "latency_ms": _check_float(f"{where}latency_ms", m.latency_ms, minimum=0.0, optional=False),
+        "latency_ms": latency,
         "peak_memory_bytes": _check_int(f"{where}peak_memory_bytes", m.peak_memory_bytes),
         "energy_mj": _check_float(f"{where}energy_mj", m.energy_mj, minimum=0.0),
         "flash_bytes": _check_int(f"{where}flash_bytes", m.flash_bytes, optional=True),
         "sram_bytes": _check_int(f"{where}sram_bytes", m.sram_bytes, optional=True),
         "feasible": bool(m.feasible),
         "violations": list(violations),
+        "latency_worst_ms": worst,
     }
 
 
@@ -728,6 +738,7 @@ def upsert_device_metrics(
     sram_bytes: int | None = None,
     feasible: bool = True,
     violations: Sequence[str] = (),
+    latency_worst_ms: float | None = None,
 ) -> DeviceMetricsRecord:
     """Insert or replace the metrics of one candidate on one device.
 
@@ -745,6 +756,7 @@ def upsert_device_metrics(
         sram_bytes=sram_bytes,
         feasible=feasible,
         violations=tuple(violations),
+        latency_worst_ms=latency_worst_ms,
     )
     values = _metrics_values(record, "")
     upsert_device_metrics_many(storage, metrics=[record])

@@ -116,6 +116,9 @@ class DeviceMetricsRow(Base):
     sram_bytes: Mapped[int | None] = mapped_column(BigInteger)
     feasible: Mapped[bool] = mapped_column(Boolean)
     violations: Mapped[list[Any]] = mapped_column(JSONType)
+    #: Early-exit candidates: the latency when no exit is taken (``latency_ms`` is the
+    #: expected latency over the exit distribution); NULL for every other candidate.
+    latency_worst_ms: Mapped[float | None] = mapped_column(Float)
 
 
 class FrontRow(Base):

@@ -116,11 +116,16 @@ class DeviceMetricsRecord:
     sram_bytes: int | None
     feasible: bool
     violations: tuple[str, ...]
+    #: Early-exit candidates: the latency when every exit declines (the full prefix, every
+    #: exit head on the way); ``latency_ms`` is then the expected latency over the
+    #: validation set's exit distribution. None for candidates without exits.
+    latency_worst_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "device": self.device,
             "latency_ms": self.latency_ms,
+            "latency_worst_ms": self.latency_worst_ms,
             "peak_memory_bytes": self.peak_memory_bytes,
             "energy_mj": self.energy_mj,
             "flash_bytes": self.flash_bytes,

@@ -89,9 +89,10 @@ def test_scripts_ship_inside_the_package() -> None:
         "0005_measured_latency.py",
         "0006_artifact_kinds.py",
         "0007_measured_memory.py",
+        "0008_latency_worst.py",
     ]
     assert not (location / "alembic.ini").exists()
-    assert head_revision() == "0007"
+    assert head_revision() == "0008"
 
 
 def test_pyproject_package_data_covers_the_scripts() -> None:
@@ -368,6 +369,77 @@ def test_upgrade_0003_to_head_keeps_rows_and_adds_measured_latency(empty_url: st
         assert current_revision(storage.engine) == head_revision()
         assert "pe_measured_latency" in _tables(storage.engine)
         assert _schema_diff(storage.engine) == []
+
+
+def test_upgrade_0007_to_head_adds_the_worst_case_latency_and_downgrades(
+    empty_url: str,
+) -> None:
+    """0008 adds the nullable ``latency_worst_ms``: old metrics rows read back as None, new
+    ones store it; a downgrade to 0007 drops the column and keeps the rows."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from paretoedge.storage import upsert_device_metrics
+    from paretoedge.storage._migrate import alembic_config
+
+    t = {"t": "2026-01-01 00:00:00+00:00"}
+    engine = create_engine_for(empty_url)
+    try:
+        upgrade_schema(engine, "0007")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO pe_studies (name, optuna_study_name, config, devices, objectives,"
+                    " status, seed, created_at, updated_at) VALUES ('s', 's', '{}',"
+                    " '[\"rpi4\"]', '[]', 'running', 1, :t, :t)"
+                ),
+                t,
+            )
+            for n in (0, 1):
+                conn.execute(
+                    text(
+                        "INSERT INTO pe_candidates (study_id, trial_number, state, is_baseline,"
+                        " spec, created_at, updated_at)"
+                        " VALUES (1, :n, 'complete', false, '{}', :t, :t)"
+                    ),
+                    {"n": n, **t},
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO pe_device_metrics (candidate_id, device, latency_ms,"
+                    " peak_memory_bytes, feasible, violations)"
+                    " VALUES (1, 'rpi4', 2.5, 10, true, '[]')"
+                )
+            )
+    finally:
+        engine.dispose()
+    with open_storage(empty_url) as storage:
+        assert current_revision(storage.engine) == head_revision()
+        assert _schema_diff(storage.engine) == []
+        old = get_candidate(storage, study="s", trial_number=0).metrics_for("rpi4")
+        assert old is not None and old.latency_ms == 2.5 and old.latency_worst_ms is None
+        upsert_device_metrics(
+            storage,
+            candidate_id=2,
+            device="rpi4",
+            latency_ms=1.5,
+            latency_worst_ms=3.0,
+            peak_memory_bytes=10,
+        )
+        new = get_candidate(storage, study="s", trial_number=1).metrics_for("rpi4")
+        assert new is not None and new.latency_worst_ms == 3.0
+    engine = create_engine_for(empty_url)
+    try:
+        with engine.connect() as conn, conn.begin():
+            command.downgrade(alembic_config(conn), "0007")
+        assert current_revision(engine) == "0007"
+        columns = {c["name"] for c in inspect(engine).get_columns("pe_device_metrics")}
+        assert "latency_worst_ms" not in columns and "latency_ms" in columns
+        with engine.connect() as conn:
+            count = conn.execute(text("SELECT count(*) FROM pe_device_metrics")).scalar_one()
+        assert count == 2
+    finally:
+        engine.dispose()
 
 
 def _dump(path: Path) -> list[str]:
