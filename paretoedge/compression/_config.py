@@ -22,9 +22,15 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from paretoedge.compression._distill import DistillConfig
+from paretoedge.compression._document import (
+    config_document,
+    config_from_data,
+    register_upgrade,
+    unpack,
+)
 from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
 from paretoedge.compression._hash import HashConfig
 from paretoedge.compression._hidden import HiddenConfig
@@ -36,7 +42,8 @@ from paretoedge.errors import ConfigError, UnknownNameError
 ALLOWED_BITS = (32, 16, 8, 4, 2, 1)
 LAYER_GROUPS = ("attention", "ffn", "embeddings", "head")
 LOWRANK_TARGETS = ("attention", "ffn", "embeddings")
-SPEC_VERSION = 1
+#: Version of the :class:`CompressionSpec` document (2: one versioned document per section).
+SPEC_VERSION = 2
 
 
 def _is_number(value: Any) -> bool:
@@ -311,7 +318,13 @@ class CompressionSpec:
 
     The transforms run in the canonical order of :func:`paretoedge.compression.compress`,
     whatever order the keys were given in.
+
+    It is stored and exchanged as a versioned document (:meth:`to_dict`, :meth:`from_dict`);
+    the flat dotted keys (:meth:`from_flat`, :meth:`to_flat`) are for the edges where people
+    write keys: YAML, ``--set``, Optuna parameter names.
     """
+
+    VERSION: ClassVar[int] = SPEC_VERSION
 
     distill: DistillConfig | None = None
     heads: HeadsConfig | None = None
@@ -404,27 +417,48 @@ class CompressionSpec:
         return flat
 
     def to_dict(self) -> dict[str, Any]:
-        """Versioned document ``{"_type": "CompressionSpec", "_version": 1, "_data": {...}}``."""
-        return {"_type": "CompressionSpec", "_version": SPEC_VERSION, "_data": self.to_flat()}
+        """The versioned document, each set section a versioned document of its own::
+
+            {"_type": "CompressionSpec", "_version": 2, "_data": {
+                "quant": {"_type": "QuantConfig", "_version": 1,
+                          "_data": {"bits": 8, "scheme": "uniform", ...}}}}
+
+        Every field of a set section is written (defaults included) and unset sections are
+        left out, so two equal specs give equal documents. Tuples become JSON lists.
+        """
+        data = {
+            section: config_document(getattr(self, section))
+            for section in registered_sections()
+            if getattr(self, section) is not None
+        }
+        return {"_type": type(self).__name__, "_version": self.VERSION, "_data": data}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> CompressionSpec:
-        """Load a document written by :meth:`to_dict`; only known types and versions load."""
-        if not isinstance(doc, Mapping):
-            raise ConfigError("spec", type(doc).__name__, "a mapping with _type, _version, _data")
-        kind = doc.get("_type")
-        if kind not in _ALLOWED_TYPES:
-            raise ConfigError("spec._type", kind, sorted(_ALLOWED_TYPES))
-        version = doc.get("_version")
-        if version != SPEC_VERSION:
-            raise ConfigError("spec._version", version, (SPEC_VERSION,))
-        data = doc.get("_data")
-        if not isinstance(data, Mapping):
-            raise ConfigError("spec._data", data, "a mapping of dotted keys")
-        return _ALLOWED_TYPES[kind].from_flat(data)
+        """Load a document written by :meth:`to_dict` (of this or an older version).
+
+        Only the types on the allow-list load: ``CompressionSpec`` at the top and, under
+        each section, that section's registered config class; a document never names code
+        to import. An older ``_version`` is upgraded on load (version 1 kept the flat
+        dotted keys in ``_data``); a newer one is refused.
+
+        Raises:
+            ConfigError: naming the offending place (``spec._type``, ``spec._version``,
+                ``spec.quant._type``, ``quant.bits``, ...) and what is allowed.
+        """
+        _, data = unpack("spec", doc, _ALLOWED_TYPES)
+        sections: dict[str, Any] = {}
+        known = registered_sections()
+        for section, section_doc in data.items():
+            if section not in known:
+                raise UnknownNameError("transform", str(section), known)
+            config_cls = known[section]
+            _, values = unpack(f"spec.{section}", section_doc, {config_cls.__name__: config_cls})
+            sections[section] = config_from_data(section, config_cls, values)
+        return cls(**sections)
 
     @classmethod
     def from_json(cls, text: str) -> CompressionSpec:
@@ -438,7 +472,15 @@ class CompressionSpec:
         return dataclasses.replace(self, **changes)
 
 
-_ALLOWED_TYPES: dict[str, type[CompressionSpec]] = {"CompressionSpec": CompressionSpec}
+_ALLOWED_TYPES: dict[str, type] = {"CompressionSpec": CompressionSpec}
+
+
+def _upgrade_spec_v1(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Version 1 kept the flat dotted keys in ``_data`` (``{"quant.bits": 8}``)."""
+    return CompressionSpec.from_flat(data).to_dict()["_data"]
+
+
+register_upgrade("CompressionSpec", 1, _upgrade_spec_v1)
 
 _missing = set(registered_sections()) - {f.name for f in fields(CompressionSpec)}
 if _missing:
