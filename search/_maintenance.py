@@ -108,7 +108,7 @@ def add_device(
             else:
                 runner.artifacts_dir.mkdir(parents=True, exist_ok=True)
                 out = runner.artifacts_dir / f"trial-{c.trial_number:05d}.onnx"
-                result = runner.evaluator.evaluate(dict(c.spec), devices=[device], onnx_path=out)
+                result = runner.evaluator.evaluate(c.flat, devices=[device], onnx_path=out)
                 metrics = result.evaluation.devices[device]
                 add_onnx_artifact(runner.storage, c.id, out)
             records.append(metrics_record(c.id, device, metrics))
@@ -146,7 +146,7 @@ def sync_failed(runner: SearchRunner, study: optuna.Study) -> int:
             continue
         baseline = t.user_attrs.get(BASELINE_ATTR)
         if row is not None:
-            spec = dict(row.spec)
+            spec = row.flat
             baseline = row.baseline_name if row.is_baseline else baseline
         elif baseline:
             spec = baseline_flat(baseline)

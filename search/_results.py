@@ -152,12 +152,12 @@ def completed_twin(
 
     key = spec_key(flat)
     for c in st.list_candidates(storage, study=study, states=["complete"]):
-        if c.is_baseline or spec_key(c.spec) != key:
+        if c.is_baseline or spec_key(c.flat) != key:
             continue
         if any(c.metrics_for(d) is None for d in devices):
             continue
         return CandidateResult(
-            flat=dict(c.spec),
+            flat=c.flat,
             evaluation=evaluation_of(c),
             onnx_path=onnx_artifact(storage, c.id),
             fidelity=int(c.fidelity or 0),

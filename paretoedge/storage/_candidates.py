@@ -23,13 +23,12 @@ from paretoedge.storage._common import (
     check_choice,
     check_float,
     check_int,
-    check_json,
     check_name,
     check_page,
     insert_for,
     study_row,
 )
-from paretoedge.storage._convert import candidate_record, metrics_record
+from paretoedge.storage._convert import candidate_record, metrics_record, spec_document
 from paretoedge.storage._models import utcnow
 from paretoedge.storage._records import (
     CANDIDATE_STATES,
@@ -41,6 +40,7 @@ from paretoedge.storage._records import (
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from paretoedge.compression import CompressionSpec
     from paretoedge.storage._engine import Storage
 
 
@@ -64,7 +64,7 @@ def upsert_candidate(
     study: str,
     trial_number: int,
     state: CandidateState,
-    spec: Mapping[str, Any],
+    spec: CompressionSpec | Mapping[str, Any],
     accuracy: float | None = None,
     test_accuracy: float | None = None,
     size_bytes: int | None = None,
@@ -77,7 +77,9 @@ def upsert_candidate(
 ) -> CandidateRecord:
     """Insert or update the candidate of ``(study, trial_number)`` in one statement.
 
-    Writing the same trial twice (a retried write, a second worker) updates the one row.
+    ``spec`` is stored as its versioned document; flat dotted keys are accepted and read
+    like ``--set`` (:meth:`CompressionSpec.from_flat`). Writing the same trial twice (a
+    retried write, a second worker) updates the one row.
     A measurement passed as ``None`` keeps the stored value (so writing ``running`` again
     cannot erase an accuracy), and a finished state (``complete``, ``pruned``,
     ``failed``) is never turned back into ``running``.
@@ -93,7 +95,7 @@ def upsert_candidate(
 
     check_int("trial_number", trial_number)
     check_choice("state", state, CANDIDATE_STATES)
-    spec_json = check_json("spec", dict(spec) if isinstance(spec, Mapping) else spec, dict)
+    spec_json = spec_document(spec)
     measured = {
         "accuracy": check_float("accuracy", accuracy),
         "test_accuracy": check_float("test_accuracy", test_accuracy),

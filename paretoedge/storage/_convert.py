@@ -1,11 +1,20 @@
-"""Rows to frozen records: what leaves storage is never an ORM row (see ``_records``)."""
+"""Between rows and values: frozen records out (never ORM rows, see ``_records``), and a
+candidate's :class:`~paretoedge.compression.CompressionSpec` in and out of its column.
+
+The ``pe_candidates.spec`` column holds the spec's versioned document
+(``{"_type": "CompressionSpec", "_version": ..., "_data": ...}``, see
+:meth:`CompressionSpec.to_dict`) since revision 0007; an older document is upgraded when
+read. Before 0007 it held the flat dotted keys, which :func:`spec_from_column` still reads
+(the migrations before 0007 read rows written in that form).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from paretoedge.errors import ConfigError, StorageError
 from paretoedge.storage._records import (
     ArtifactRecord,
     CandidateRecord,
@@ -16,6 +25,8 @@ from paretoedge.storage._records import (
 
 if TYPE_CHECKING:
     from sqlalchemy import RowMapping
+
+    from paretoedge.compression import CompressionSpec
 
 
 def utc(value: datetime) -> datetime:
@@ -65,7 +76,7 @@ def candidate_record(
         state=row["state"],
         is_baseline=bool(row["is_baseline"]),
         baseline_name=row["baseline_name"],
-        spec=MappingProxyType(dict(row["spec"])),
+        spec=spec_from_column(row["spec"], where=f"trial {row['trial_number']}"),
         accuracy=row["accuracy"],
         test_accuracy=row["test_accuracy"],
         size_bytes=row["size_bytes"],
@@ -88,3 +99,41 @@ def artifact_record(row: RowMapping) -> ArtifactRecord:
         bytes=row["bytes"],
         created_at=utc(row["created_at"]),
     )
+
+
+def spec_document(spec: Any) -> dict[str, Any]:
+    """The document stored for ``spec``: a :class:`CompressionSpec`, or its flat dotted keys.
+
+    Raises:
+        ConfigError: not a spec or a mapping (field ``spec``), or flat keys the compression
+            configs refuse (naming the key, e.g. ``quant.bits``).
+    """
+    from collections.abc import Mapping
+
+    from paretoedge.compression import CompressionSpec
+
+    if isinstance(spec, Mapping):
+        spec = CompressionSpec.from_flat(spec)
+    if not isinstance(spec, CompressionSpec):
+        raise ConfigError("spec", spec, "a CompressionSpec or a mapping of dotted keys")
+    return spec.to_dict()
+
+
+def spec_from_column(value: Any, *, where: str = "candidate") -> CompressionSpec:
+    """The spec of a stored ``spec`` column (a versioned document, or pre-0007 flat keys).
+
+    Raises:
+        StorageError: the stored value does not load (naming ``where`` and why).
+    """
+    from collections.abc import Mapping
+
+    from paretoedge.compression import CompressionSpec
+
+    try:
+        if isinstance(value, Mapping) and "_type" in value:
+            return CompressionSpec.from_dict(value)
+        if isinstance(value, Mapping):
+            return CompressionSpec.from_flat(value)
+        raise ConfigError("spec", value, "a spec document")
+    except ConfigError as exc:
+        raise StorageError(f"the stored spec of {where} does not load: {exc}") from exc
