@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from paretoedge.compression import identity_flat
 from paretoedge.errors import ConfigError
 from paretoedge.search._config import ParamSpec, StudyConfig
 
@@ -23,24 +24,9 @@ BASELINE_SPECS: dict[str, dict[str, Any]] = {
 }
 
 #: The value of each key that leaves the model unchanged (used to place baselines in the
-#: space so samplers see them as ordinary points).
-_IDENTITY: dict[str, Any] = {
-    "prune.sparsity": 0.0,
-    "heads.keep": 1.0,
-    "ffn.keep": 1.0,
-    "lowrank.energy": 1.0,
-    "lowrank.rank": 10**9,
-    "quant.bits": 32,
-    "quant.scheme": "uniform",
-    "distill.layers": 10**9,
-    "recovery.steps": 0,
-    "share.groups": 10**9,
-    "hash.ratio": 1.0,
-    "tensor.rank": 10**9,
-    "exit.threshold": 1.0,
-    "attention.kind": "softmax",
-    "hidden.keep": 1.0,
-}
+#: space so samplers see them as ordinary points); declared by each transform config's
+#: ``IDENTITY``.
+_IDENTITY: dict[str, Any] = identity_flat()
 
 
 def suggest(trial: optuna.Trial, space: Sequence[ParamSpec]) -> dict[str, Any]:
