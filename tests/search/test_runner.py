@@ -256,3 +256,29 @@ def test_a_trial_that_died_before_its_row_was_written_gets_a_failed_row(tmp_path
     assert row.state == "failed" and not row.is_baseline
     for key, value in params.items():
         assert row.flat[key] == value
+
+
+def test_a_candidate_the_compression_configs_refuse_fails_without_a_row(tmp_path: Path) -> None:
+    """The space yields a typed spec: a value the configs refuse (possible in a study read
+    without its name checks) fails that trial in Optuna before anything is stored, the run
+    goes on, and the failed-row repair of resume skips it (there is no spec to store)."""
+    import optuna
+
+    from paretoedge import storage as st
+    from paretoedge.search._maintenance import sync_failed
+
+    config = synthetic_config(
+        space={"prune.sparsity": [0.99, 0.5], "quant.bits": [32, 8]},
+        baselines=[],
+        sampler={"name": "random"},
+        budget={"trials": 6},
+    )
+    runner = _runner(tmp_path, config)
+    runner.run()
+    trials = runner.study.get_trials()
+    failed = {t.number for t in trials if t.state == optuna.trial.TrialState.FAIL}
+    assert failed and all(t.params["prune.sparsity"] == 0.99 for t in trials if t.number in failed)
+    rows = {c.trial_number: c for c in st.list_candidates(runner.storage, study=config.name)}
+    assert not failed & set(rows)
+    assert all(c.spec.prune is not None and c.spec.prune.sparsity == 0.5 for c in rows.values())
+    assert sync_failed(runner, runner.study) == 0
