@@ -295,9 +295,6 @@ class SearchRunner:
         cfg = self.config
         baseline = trial.user_attrs.get(BASELINE_ATTR)
         params = suggest(trial, cfg.space)
-        # Optuna's dotted parameter names end here: the candidate is a typed spec from now on
-        # (a value the compression configs refuse fails the trial, with no candidate row).
-        spec = baseline_spec(baseline) if baseline else candidate_spec(cfg, params)
         number = trial.number
         # Record a heartbeat before the candidate becomes visible as running: a process
         # killed before Optuna's heartbeat thread first wrote would leave a trial that never
@@ -306,6 +303,9 @@ class SearchRunner:
         # The trial's owner (this process) goes into its claim first: `resume` fails the
         # trial of a dead local owner at once instead of after the heartbeat grace.
         self.bind_claim(number)
+        # Optuna's dotted parameter names end here: the candidate is a typed spec from now on
+        # (a value the compression configs refuse fails the trial, with no candidate row).
+        spec = baseline_spec(baseline) if baseline else candidate_spec(cfg, params)
         st.upsert_candidate(
             self.storage,
             study=self.name,
