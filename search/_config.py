@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import PydanticCustomError
 
 from paretoedge._yaml import MAX_BYTES, YAMLSyntaxError, check_document, decode_text, load_yaml
-from paretoedge.compression import LAYER_LIST_KEYS, layer_list_text
+from paretoedge.compression import LAYER_LIST_KEYS, flat_key_types, layer_list_text
 from paretoedge.errors import ConfigError, UnknownNameError
 from paretoedge.objectives import OBJECTIVES, Direction, Evaluation, get_objective
 from paretoedge.search._names import PATH_MAX, check_model, check_study_name, check_task
@@ -44,53 +44,26 @@ MAX_OVERRIDES = 100
 MAX_OVERRIDE_CHARS = 10_000
 MAX_KEY_PARTS = 16
 
-#: Flat compression keys the search space may use, with their value types. Keys under
-#: ``quant.layer_bits.`` name a layer group (integer bit-width).
-PARAM_TYPES: dict[str, type] = {
-    "prune.sparsity": float,
-    "prune.scope": str,
-    "heads.keep": float,
-    "heads.criterion": str,
-    "ffn.keep": float,
-    "lowrank.rank": int,
-    "lowrank.energy": float,
-    "lowrank.targets": str,
-    "quant.bits": int,
-    "quant.scheme": str,
-    "quant.act_bits": int,
-    "quant.qat": bool,
-    "distill.layers": int,
-    "recovery.steps": int,
-    "recovery.lr": float,
-    "recovery.batch_size": int,
-    "share.groups": int,
-    "share.init": str,
-    "hash.ratio": float,
-    "hash.targets": str,
-    "tensor.method": str,
-    "tensor.rank": int,
-    "tensor.targets": str,
-    "exit.layers": str,
-    "exit.threshold": float,
-    "exit.steps": int,
-    "attention.kind": str,
-    "attention.window": int,
-    "attention.layers": str,
-    "hidden.keep": float,
-}
-LAYER_BITS_PREFIX = "quant.layer_bits."
+#: Flat compression keys the search space may use, with their value types: one per field of
+#: every registered transform config (:func:`~paretoedge.compression.flat_key_types`), so a
+#: new field or transform is a space key without an edit here.
+PARAM_TYPES, PREFIX_TYPES = flat_key_types()
 
 
 def param_type(key: str) -> type:
     """The value type of a flat compression key, or :class:`UnknownNameError`."""
-    if key.startswith(LAYER_BITS_PREFIX) and len(key) > len(LAYER_BITS_PREFIX):
-        return int
+    for prefix, typ in PREFIX_TYPES.items():
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return typ
     try:
         return PARAM_TYPES[key]
     except KeyError:
-        raise UnknownNameError(
-            "space key", key, [*PARAM_TYPES, LAYER_BITS_PREFIX + "<group>"]
-        ) from None
+        pass
+    known = [*PARAM_TYPES, *(p + "<name>" for p in PREFIX_TYPES)]
+    # a misspelt field lists its transform's keys; an unknown transform lists them all
+    section = key.split(".", 1)[0] + "."
+    near = [k for k in known if k.startswith(section)]
+    raise UnknownNameError("space key", key, near or known)
 
 
 # --------------------------------------------------------------------------- YAML edge

@@ -59,7 +59,7 @@ def recompute_missing_fronts(connection: Connection) -> int:
     from sqlalchemy import inspect, select
 
     from paretoedge.search._fronts import rank_by
-    from paretoedge.storage._api import _candidate_record, _metrics_record
+    from paretoedge.storage._convert import candidate_record, metrics_record
     from paretoedge.storage._models import CandidateRow, DeviceMetricsRow, FrontRow, StudyRow
 
     studies_t = cast("Table", StudyRow.__table__)
@@ -98,9 +98,9 @@ def recompute_missing_fronts(connection: Connection) -> int:
             select(*metric_cols).where(metrics_t.c.candidate_id.in_([r["id"] for r in rows]))
         ).mappings():
             full: Any = {**dict.fromkeys(metrics_t.c.keys()), **mrow}
-            metrics.setdefault(full["candidate_id"], []).append(_metrics_record(full))
+            metrics.setdefault(full["candidate_id"], []).append(metrics_record(full))
         candidates: list[CandidateRecord] = [
-            _candidate_record(r, tuple(metrics.get(r["id"], ()))) for r in rows
+            candidate_record(r, tuple(metrics.get(r["id"], ()))) for r in rows
         ]
         by_number = {c.trial_number: c for c in candidates}
         spec = front_spec(dict(study))

@@ -61,7 +61,7 @@ def front_rows(
                 "also_trials": list(twins),
                 "rank": e.rank,
                 "baseline": c.baseline_name if c.is_baseline else None,
-                "config": describe_spec(c.spec),
+                "config": describe_spec(c.flat),
                 "accuracy": c.accuracy,
                 "test_accuracy": c.test_accuracy,
                 "latency_ms": m.latency_ms,
@@ -73,7 +73,7 @@ def front_rows(
                 "peak_memory_mb": m.peak_memory_bytes / 1e6,
                 "energy_mj": m.energy_mj,
                 "feasible": m.feasible,
-                "spec": dict(c.spec),
+                "spec": c.flat,
             }
         )
     return rows
@@ -232,12 +232,12 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         console = Console()
-        what = f"baseline {cand.baseline_name}" if cand.is_baseline else spec_summary(cand.spec)
+        what = f"baseline {cand.baseline_name}" if cand.is_baseline else spec_summary(cand.flat)
         console.print(f"[bold]{name}[/] trial {cand.trial_number} ({cand.state}): {what}")
         spec = Table(title="configuration")
         spec.add_column("key")
         spec.add_column("value", justify="right")
-        for k, v in sorted(cand.spec.items()):
+        for k, v in sorted(cand.flat.items()):
             spec.add_row(k, str(v))
         console.print(spec)
         metrics = Table(title="measurements")

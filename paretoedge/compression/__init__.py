@@ -28,6 +28,8 @@ from paretoedge.compression._config import (
     PruneConfig,
     QuantConfig,
     RecoveryConfig,
+    flat_key_types,
+    identity_flat,
 )
 from paretoedge.compression._distill import (
     DistillConfig,
@@ -165,6 +167,8 @@ __all__ = [
     "distill",
     "distill_loss",
     "export_onnx",
+    "flat_key_types",
+    "identity_flat",
     "load_compressed",
     "low_rank",
     "magnitude_prune",

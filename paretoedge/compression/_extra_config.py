@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from paretoedge.compression._transform import Step, register_transform
 from paretoedge.errors import ConfigError
@@ -95,6 +95,9 @@ class TensorConfig:
         targets: A non-empty subset of embeddings, attention.
     """
 
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"rank": 10**9}
+
     method: Literal["cp", "tucker", "tt"] = "tt"
     rank: int = 16
     targets: tuple[str, ...] = ("embeddings", "attention")
@@ -135,6 +138,9 @@ class ExitConfig:
         batch_size: Examples per step, >= 1.
     """
 
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"threshold": 1.0}
+
     layers: tuple[int, ...] = (1,)
     threshold: float = 0.9
     steps: int = 200
@@ -171,6 +177,9 @@ class AttentionConfig:
             ``"all"`` = every layer. A dimension of the search space like the other keys
             (``attention.layers: [all, "0", "0,1"]``).
     """
+
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"kind": "softmax"}
 
     kind: Literal["softmax", "local", "linear"] = "local"
     window: int = 16

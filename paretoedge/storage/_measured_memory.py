@@ -134,14 +134,14 @@ def upsert_measured_memory(
     }
 
     def work(session: Session) -> MeasuredMemoryRecord:
-        from paretoedge.storage._api import _insert
+        from paretoedge.storage._common import insert_for
 
         found = session.execute(
             select(_CANDIDATES.c.id).where(_CANDIDATES.c.id == candidate_id)
         ).first()
         if found is None:
             raise NotFoundError(f"candidate id {candidate_id} not found")
-        stmt = _insert(session, _MEMORY)
+        stmt = insert_for(session, _MEMORY)
         stmt = stmt.on_conflict_do_update(
             index_elements=["candidate_id", "device"],
             set_={k: stmt.excluded[k] for k in values if k not in ("candidate_id", "device")},

@@ -1,6 +1,6 @@
 """SQLAlchemy 2 declarative models of the ``pe_*`` tables.
 
-These are private: the data-access functions in :mod:`paretoedge.storage._api` turn rows
+These are private: the data-access functions in :mod:`paretoedge.storage` turn rows
 into the frozen records of :mod:`paretoedge.storage._records`. The schema itself is
 created and upgraded by the Alembic revisions in ``migrations/versions``; a test checks
 that the head revision and these models agree (``alembic.autogenerate.compare_metadata``).

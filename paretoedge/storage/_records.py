@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from paretoedge._types import Direction
+
+if TYPE_CHECKING:
+    from paretoedge.compression import CompressionSpec
 
 StudyStatus = Literal["running", "finished", "stopped", "failed"]
 CandidateState = Literal["running", "complete", "pruned", "failed"]
@@ -139,6 +142,10 @@ class DeviceMetricsRecord:
 class CandidateRecord:
     """One trial of a study: its compression spec and device-independent metrics.
 
+    ``spec`` is the typed :class:`~paretoedge.compression.CompressionSpec` (stored as its
+    versioned document); :attr:`flat` gives its dotted keys for the edges that speak them
+    (tables, JSON output, Optuna parameters).
+
     ``metrics`` holds the device metrics that were loaded with it: every device for
     :func:`get_candidate`, the asked device only for :func:`get_front` and for
     :func:`list_candidates` called with ``device=``.
@@ -150,7 +157,7 @@ class CandidateRecord:
     state: CandidateState
     is_baseline: bool
     baseline_name: str | None
-    spec: Mapping[str, Any]
+    spec: CompressionSpec
     accuracy: float | None
     test_accuracy: float | None
     size_bytes: int | None
@@ -160,6 +167,11 @@ class CandidateRecord:
     wall_s: float | None
     created_at: datetime
     metrics: tuple[DeviceMetricsRecord, ...] = field(default=(), compare=True)
+
+    @property
+    def flat(self) -> dict[str, Any]:
+        """The spec as dotted keys, every field of every set transform (``to_flat``)."""
+        return self.spec.to_flat()
 
     def metrics_for(self, device: str) -> DeviceMetricsRecord | None:
         """The metrics of this candidate on ``device``, or ``None`` when not loaded/stored."""
@@ -175,7 +187,7 @@ class CandidateRecord:
             "state": self.state,
             "is_baseline": self.is_baseline,
             "baseline_name": self.baseline_name,
-            "spec": dict(self.spec),
+            "spec": self.flat,
             "accuracy": self.accuracy,
             "test_accuracy": self.test_accuracy,
             "size_bytes": self.size_bytes,

@@ -302,3 +302,38 @@ def test_layer_lists_are_checked_against_the_model_depth() -> None:
     assert dict(cfg.fixed)["attention.layers"] == "5"
     # a stored config is re-read without the model (resume)
     assert parse_config(doc, check_names=False).fixed
+
+
+def test_space_keys_and_types_derive_from_the_spec_fields() -> None:
+    """Every field of every transform config is a space key, typed as the edges write it."""
+    import dataclasses
+
+    from paretoedge.compression import CompressionSpec, identity_flat
+    from paretoedge.compression._transform import sections
+    from paretoedge.search._config import PARAM_TYPES, PREFIX_TYPES, param_type
+
+    fields = {
+        f"{section}.{f.name}"
+        for section, cls in sections().items()
+        for f in dataclasses.fields(cls)
+    }
+    assert set(PARAM_TYPES) | {p.rstrip(".") for p in PREFIX_TYPES} == fields
+    assert {f.name for f in dataclasses.fields(CompressionSpec)} == set(sections())
+    expected = {
+        "prune.sparsity": float,
+        "prune.scope": str,
+        "quant.bits": int,
+        "quant.act_bits": int,
+        "quant.qat": bool,
+        "lowrank.rank": int,
+        "lowrank.targets": str,
+        "distill.layers": int,
+        "distill.temperature": float,
+        "exit.layers": str,
+        "quant.layer_bits.ffn": int,
+    }
+    assert {k: param_type(k) for k in expected} == expected
+    # the identity values the baselines are placed with are valid settings themselves
+    identity = CompressionSpec.from_flat(identity_flat())
+    assert identity.quant is not None and identity.quant.bits == 32
+    assert identity.prune is not None and identity.prune.sparsity == 0.0

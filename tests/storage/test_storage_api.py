@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from _storage_helpers import DEVICES, study_kwargs
 
+from paretoedge.compression import CompressionSpec, PruneConfig, QuantConfig
 from paretoedge.errors import ConfigError, NotFoundError, StorageError
 from paretoedge.storage import (
     MAX_PAGE_SIZE,
@@ -183,7 +184,9 @@ def test_candidate_round_trip_with_metrics(storage: Storage) -> None:
     )
     got = get_candidate(storage, study="s1", trial_number=3)
     assert got.id == cand.id and got.is_baseline and got.baseline_name == "int8"
-    assert got.spec == {"prune.sparsity": 0.30000000000000004, "quant.bits": 8}
+    assert got.spec == CompressionSpec(
+        prune=PruneConfig(sparsity=0.30000000000000004), quant=QuantConfig(bits=8)
+    )
     assert (got.accuracy, got.size_bytes, got.parameters, got.fidelity) == (0.503, 1003, 503, 10)
     assert [m.device for m in got.metrics] == ["jetson", "rpi4"]
     rpi = got.metrics_for("rpi4")
