@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[postgres,ray,api,tensor,screening,executorch,tflm,test]' $(TORCH)
+	$(PY) -m pip install -q -e '.[search,postgres,ray,api,tensor,screening,executorch,tflm,test]' $(TORCH)
 	touch $@
 
 lint: install
@@ -21,10 +21,11 @@ lint: install
 
 # mypy runs on an installed copy of the package: in the checkout, search/, objectives/,
 # hardware_profiles/ are only mapped into paretoedge by setuptools' package-dir, which mypy
-# cannot follow (they would be Any to it).
+# cannot follow (they would be Any to it). setuptools' build/lib is removed first: it keeps
+# the copy of a module deleted since, which would be installed and checked again.
 TYPECHECK := build/typecheck
 types: install
-	rm -rf $(TYPECHECK)
+	rm -rf $(TYPECHECK) build/lib
 	$(PY) -m pip install -q --no-deps --no-build-isolation --target $(TYPECHECK) .
 	cd $(TYPECHECK) && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p paretoedge
 

@@ -44,7 +44,7 @@ def main() -> None:
     from record_space import PRESETS
 
     import paretoedge.hardware_profiles._cache as cost_cache
-    from paretoedge.search import candidate_flat, enumerate_space, normalize_flat, parse_config
+    from paretoedge.search import candidate_spec, enumerate_space, parse_config
     from paretoedge.search._evaluator import PipelineEvaluator
 
     study = dict(PRESETS["tiny"], devices=args.devices.split(","))
@@ -52,7 +52,7 @@ def main() -> None:
     devices = list(config.devices)
     space = list(enumerate_space(config.space))
     pick = np.random.RandomState(0).permutation(len(space))[: args.n]
-    flats = [normalize_flat(candidate_flat(config, space[int(i)])) for i in pick]
+    flats = [candidate_spec(config, space[int(i)]) for i in pick]
     base = PipelineEvaluator(config)
     base.prepare()  # the fine-tuned teacher: once per study, not per candidate
 

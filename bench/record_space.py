@@ -192,6 +192,8 @@ def _device_metrics(m: Any) -> dict[str, Any]:
 
 def _fill_devices(ev: Any, config: Any, doc: dict[str, Any], out: Path, limit: int | None) -> None:
     """The device phase: every row without device metrics gets them from its structure."""
+    from paretoedge.compression import CompressionSpec
+
     rows = doc["rows"]
     todo = [k for k, r in rows.items() if not r.get("devices")]
     if limit is not None:
@@ -201,7 +203,7 @@ def _fill_devices(ev: Any, config: Any, doc: dict[str, Any], out: Path, limit: i
     for i, key in enumerate(todo):
         row = rows[key]
         t0 = time.perf_counter()
-        sm = ev.structural_metrics(row["spec"], list(config.devices))
+        sm = ev.structural_metrics(CompressionSpec.from_flat(row["spec"]), list(config.devices))
         row["devices"] = {d: _device_metrics(m) for d, m in sm.devices.items()}
         row["structural"] = {
             "size_bytes": sm.size_bytes,
@@ -232,6 +234,7 @@ def main() -> None:
     import logging
 
     logging.disable(logging.WARNING)
+    from paretoedge.compression import CompressionSpec
     from paretoedge.search import parse_config
     from paretoedge.search._evaluator import PipelineEvaluator, spec_key
 
@@ -273,7 +276,7 @@ def main() -> None:
         for i, flat in enumerate(todo):
             t0 = time.perf_counter()
             onnx = Path(tmp) / "m.onnx" if args.phase == "all" else None
-            res = ev.evaluate(flat, devices=devices, onnx_path=onnx)
+            res = ev.evaluate(CompressionSpec.from_flat(flat), devices=devices, onnx_path=onnx)
             e = res.evaluation
             wall = time.perf_counter() - t0
             rows[spec_key(flat)] = {

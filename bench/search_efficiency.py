@@ -79,6 +79,7 @@ def study_doc(devices: list[str], *, sampler: str, trials: int, seed: int) -> di
 
 def build_table(devices: list[str], cache: Path) -> dict[str, Any]:
     """Measure every point of the space (and the baselines) with the real pipeline, once."""
+    from paretoedge.compression import CompressionSpec
     from paretoedge.objectives import DeviceMetrics, Evaluation
     from paretoedge.search import (
         BASELINE_SPECS,
@@ -104,7 +105,8 @@ def build_table(devices: list[str], cache: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for i, flat in enumerate(todo):
-            res = ev.evaluate(flat, devices=devices, onnx_path=Path(tmp) / f"{i}.onnx")
+            spec = CompressionSpec.from_flat(flat)
+            res = ev.evaluate(spec, devices=devices, onnx_path=Path(tmp) / f"{i}.onnx")
             e = res.evaluation
             raw[spec_key(flat)] = {
                 "accuracy": e.accuracy,

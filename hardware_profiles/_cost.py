@@ -521,8 +521,7 @@ def cost(
     violations = []
     flash = sram = None
     if profile.kind == "mcu":
-        flash = weight_bytes + lowered.code_bytes
-        sram = activation
+        flash, sram = _mcu_memory(prepared, lowered, profile, weight_bytes)
         if profile.flash_bytes is not None and flash > profile.flash_bytes:
             violations.append(f"flash {_mb(flash)} > {_mb(profile.flash_bytes)}")
         if profile.sram_bytes is not None and sram > profile.sram_bytes:
@@ -545,6 +544,32 @@ def cost(
         structure_hash=prepared.structure_hash,
         cache_hit=cache_hit,
     )
+
+
+def _mcu_memory(
+    prepared: PreparedGraph, lowered: LoweredGraph, profile: DeviceProfile, weight_bytes: int
+) -> tuple[int, int]:
+    """Flash and SRAM of a microcontroller deployment, in the profile's runtime.
+
+    ``tflite-micro``: the flatbuffer our TFLM export writes and TFLM's tensor arena,
+    modelled from its allocator (:mod:`._tflm_arena`) on the schedule of the export
+    (:mod:`._tflm_bert`). A graph that schedule does not describe falls back to the TVM
+    view (weights + kernel code; TVM's activation peak) with a warning.
+    """
+    if profile.memory_runtime == "tflite-micro":
+        from ._tflm_arena import arena_bytes
+        from ._tflm_bert import bert_structure, flatbuffer_bytes, tflm_schedule
+
+        structure = bert_structure(prepared)
+        if structure is not None:
+            graph, consts = tflm_schedule(structure, pointer_bytes=profile.pointer_bytes)
+            arena = arena_bytes(graph, pointer_bytes=profile.pointer_bytes)
+            return flatbuffer_bytes(graph, consts), arena.arena_bytes
+        log.warning(
+            "%s: not a BERT graph the TFLM export writes; flash/SRAM from the TVM build",
+            profile.name,
+        )
+    return weight_bytes + lowered.code_bytes, int(lowered.peak_activation_bytes)
 
 
 def predict(

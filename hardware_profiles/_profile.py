@@ -27,6 +27,9 @@ from paretoedge.errors import DeviceError, UnknownNameError
 
 DeviceKind = Literal["cpu", "gpu", "mcu"]
 Runtime = Literal["tvm-default", "tvm-tuned", "onnxruntime", "pytorch-eager"]
+#: What an MCU's flash/SRAM are modelled as: TVM's build (weights + kernel code, activation
+#: peak) or TensorFlow Lite Micro's flatbuffer and tensor arena (``_tflm_arena``).
+MemoryRuntime = Literal["tvm", "tflite-micro"]
 KernelKind = Literal["matmul", "reduction", "elementwise", "gather", "layout"]
 KERNEL_KINDS: tuple[KernelKind, ...] = ("matmul", "reduction", "elementwise", "gather", "layout")
 ComputeDtype = Literal["fp32", "fp16", "int8"]
@@ -66,6 +69,14 @@ class _Limits(BaseModel):
     ram_mb: float | None = Field(default=None, gt=0)
     flash_kb: float | None = Field(default=None, gt=0)
     sram_kb: float | None = Field(default=None, gt=0)
+
+
+class _Memory(BaseModel):
+    """How the device's memory is modelled (see :class:`DeviceProfile`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    runtime: MemoryRuntime = "tvm"
+    pointer_bytes: Literal[4, 8] = 4
 
 
 class _Power(BaseModel):
@@ -242,6 +253,7 @@ class _ProfileSchema(BaseModel):
     matvec_compute_scale: float = Field(default=1.0, gt=0)
     sparse: _Sparse
     limits: _Limits
+    memory: _Memory = Field(default_factory=_Memory)
     power: _Power
     kernel_scale: _Scale
     matmul_table: _MatmulTable | None = None
@@ -285,6 +297,12 @@ class DeviceProfile:
             at or above the threshold; then work is ``density * overhead`` of dense and each
             non-zero weight stores ``index_bytes`` extra.
         ram_bytes, flash_bytes, sram_bytes: Memory limits (None where not applicable).
+        memory_runtime: ``tflite-micro``: an MCU's flash is the TFLM flatbuffer and its
+            SRAM the tensor arena, both modelled from TFLM's allocator
+            (:mod:`._tflm_arena`); ``tvm``: weights + TVM kernel code and TVM's
+            activation peak.
+        pointer_bytes: Pointer width of the MCU (4 on Cortex-M): TFLM's structs scale with
+            it.
         active_w: Power in watts while running inference (energy = power x latency).
         kernel_scale: Multiplier on the roofline time per kernel kind (1 / efficiency); for
             matmuls costed from ``matmul_table``, a multiplier on the table's time.
@@ -327,6 +345,8 @@ class DeviceProfile:
     op_overhead_us: float = 0.0
     proxy_blend: ProxyBlend | None = None
     matvec_compute_scale: float = 1.0
+    memory_runtime: MemoryRuntime = "tvm"
+    pointer_bytes: int = 4
 
     @property
     def llc_bytes(self) -> float:
@@ -381,6 +401,7 @@ class DeviceProfile:
                 "flash_kb": None if self.flash_bytes is None else self.flash_bytes / 2**10,
                 "sram_kb": None if self.sram_bytes is None else self.sram_bytes / 2**10,
             },
+            "memory": {"runtime": self.memory_runtime, "pointer_bytes": self.pointer_bytes},
             "power": {"active_w": self.active_w},
             "kernel_scale": dict(self.kernel_scale),
             "matmul_table": None if self.matmul_table is None else self.matmul_table.to_yaml_dict(),
@@ -416,6 +437,8 @@ def _from_schema(s: _ProfileSchema, source: str) -> DeviceProfile:
         flash_bytes=None if lim.flash_kb is None else int(lim.flash_kb * 2**10),
         sram_bytes=None if lim.sram_kb is None else int(lim.sram_kb * 2**10),
         active_w=s.power.active_w,
+        memory_runtime=s.memory.runtime,
+        pointer_bytes=s.memory.pointer_bytes,
         kernel_scale=s.kernel_scale.model_dump(),
         calibration=s.calibration,
         source=source,

@@ -81,7 +81,7 @@ def collapse_twins(entries: Sequence[FrontEntry]) -> list[tuple[FrontEntry, tupl
     out: list[tuple[FrontEntry, list[int]]] = []
     for e in entries:
         c = e.candidate
-        key = json.dumps([c.baseline_name, dict(c.spec), e.rank], sort_keys=True, default=str)
+        key = json.dumps([c.baseline_name, c.flat, e.rank], sort_keys=True, default=str)
         if key in first:
             out[first[key]][1].append(c.trial_number)
             continue

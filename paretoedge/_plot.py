@@ -96,7 +96,7 @@ def front_points(
                         accuracy=float(c.accuracy),
                         latency_ms=float(e.metrics.latency_ms),
                         size_bytes=int(c.size_bytes or 0),
-                        label=c.baseline_name or spec_summary(c.spec),
+                        label=c.baseline_name or spec_summary(c.flat),
                         baseline=c.baseline_name if c.is_baseline else None,
                         feasible=e.metrics.feasible,
                     )

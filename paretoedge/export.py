@@ -281,7 +281,6 @@ def rebuild_candidate(
             not complete.
     """
     from paretoedge import storage as st
-    from paretoedge.compression import CompressionSpec
     from paretoedge.search import build_candidate, parse_config
     from paretoedge.training import evaluate
 
@@ -292,7 +291,7 @@ def rebuild_candidate(
     elif cand.state != "complete":
         raise ConfigError("trial", trial, f"a complete trial (trial is {cand.state})")
     cfg = parse_config(srec.config, check_names=False)
-    spec = CompressionSpec.from_flat(dict(cand.spec))
+    spec = cand.spec
     built = build_candidate(cfg, spec, progress=progress)
     model, tokenizer, task = built.model, built.tokenizer, built.task
     accuracy = None
@@ -486,7 +485,7 @@ def export_candidate(
         predicted=prediction,
         tvm_library=lib,
         tvm_linked=linked,
-        spec=dict(cand.spec),
+        spec=cand.flat,
         runtime_checks=tuple(checks),
     )
     card = out / "README.md"
@@ -549,8 +548,8 @@ def model_card(
             "The predicted and stored latencies differ: the device profile or the cost "
             "model changed after the search; the prediction is today's.\n\n"
         )
-    what = f"baseline `{cand.baseline_name}`" if cand.is_baseline else spec_summary(cand.spec)
-    spec_rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(cand.spec.items())) or (
+    what = f"baseline `{cand.baseline_name}`" if cand.is_baseline else spec_summary(cand.flat)
+    spec_rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(cand.flat.items())) or (
         "| (none) | uncompressed |"
     )
     test_rows = "\n".join(f"| `{k}` | {v:.4f} |" for k, v in result.onnx_test_accuracy.items())
@@ -602,7 +601,7 @@ from study `{study.name}` (seed {study.seed}), rebuilt from the stored configura
 | key | value |
 |---|---|
 {spec_rows}
-{_runtime_notes(cand.spec)}
+{_runtime_notes(cand.flat)}
 ## Metrics
 
 | metric | value |

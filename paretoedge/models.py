@@ -18,6 +18,7 @@ model, for the transforms that drop or rewrite layers.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -181,6 +182,31 @@ def load_model(name: str, *, num_labels: int = 2, seed: int = 0) -> PreTrainedMo
     model = _seeded(seed, build)
     model.eval()
     return model
+
+
+def model_depth(name: str) -> int:
+    """How many transformer blocks model ``name`` has, from its config alone (no weights,
+    no torch): what a study checks layer-list keys (``attention.layers``, ``exit.layers``)
+    against before any trial runs.
+
+    Raises:
+        UnknownNameError, ConfigError: As :func:`load_model` for a name it cannot load.
+    """
+    if name == "tiny-bert":
+        return int(TINY_BERT_CONFIG["num_hidden_layers"])
+    path = _resolve_dir(name)
+    try:
+        config = json.loads((path / "config.json").read_text())
+        model_type = str(config.get("model_type"))
+    except (OSError, ValueError, AttributeError):
+        raise ConfigError("model", name, _ALLOWED + " (its config.json is unreadable)") from None
+    _check_family(name, model_type)
+    depth = config.get(FAMILIES[model_type][1])
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ConfigError(
+            "model", name, f"a config.json with {FAMILIES[model_type][1]} >= 1 (found {depth!r})"
+        )
+    return depth
 
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from paretoedge.objectives import DeviceMetrics, Evaluation
 
 if TYPE_CHECKING:
+    from paretoedge.compression import CompressionSpec
     from paretoedge.search._config import StudyConfig
 
 #: Trial user attribute set on a trial stopped before training because it cannot enter any
@@ -122,10 +123,11 @@ def screen(config: StudyConfig, metrics: StructuralMetrics, devices: Sequence[st
     return Screen(reasons=reasons, devices=tuple(devices))
 
 
-def structural_key(flat: Mapping[str, Any]) -> str:
+def structural_key(spec: CompressionSpec) -> str:
     """A canonical key of a spec's structure: the spec without its training budget."""
     import json
 
+    flat = spec.to_flat()
     keep = {k: v for k, v in flat.items() if not _is_training_key(k)}
     return json.dumps(keep, sort_keys=True, default=str)
 
@@ -135,9 +137,9 @@ def _is_training_key(key: str) -> bool:
     return key.startswith("recovery.") or (key.startswith("distill.") and key != "distill.layers")
 
 
-def untrained_spec(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``flat`` with every training step removed (same structure, nothing trained)."""
-    out = {k: v for k, v in flat.items() if not k.startswith("recovery.")}
-    if any(k.startswith("distill.") for k in out):
-        out["distill.steps"] = 0
-    return out
+def untrained(spec: CompressionSpec) -> CompressionSpec:
+    """``spec`` with every training step removed (same structure, nothing trained)."""
+    from dataclasses import replace
+
+    distill = replace(spec.distill, steps=0) if spec.distill is not None else None
+    return replace(spec, recovery=None, distill=distill)

@@ -73,7 +73,7 @@ def print_fronts(study: Study, summary: SearchSummary, *, as_json: bool) -> None
             table.add_column(col, justify="left" if col == "candidate" else "right")
         for e, twins in collapse_twins(page.entries):
             c, m = e.candidate, e.metrics
-            what = c.baseline_name or describe_spec(c.spec)
+            what = c.baseline_name or describe_spec(c.flat)
             if e.rank:  # a baseline listed for reference
                 what = f"{what} (baseline, dominated)"
             if twins:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import PydanticCustomError
 
 from paretoedge._yaml import MAX_BYTES, YAMLSyntaxError, check_document, decode_text, load_yaml
+from paretoedge.compression import LAYER_LIST_KEYS, flat_key_types, layer_list_text
 from paretoedge.errors import ConfigError, UnknownNameError
 from paretoedge.objectives import OBJECTIVES, Direction, Evaluation, get_objective
 from paretoedge.search._names import PATH_MAX, check_model, check_study_name, check_task
@@ -43,53 +44,26 @@ MAX_OVERRIDES = 100
 MAX_OVERRIDE_CHARS = 10_000
 MAX_KEY_PARTS = 16
 
-#: Flat compression keys the search space may use, with their value types. Keys under
-#: ``quant.layer_bits.`` name a layer group (integer bit-width).
-PARAM_TYPES: dict[str, type] = {
-    "prune.sparsity": float,
-    "prune.scope": str,
-    "heads.keep": float,
-    "heads.criterion": str,
-    "ffn.keep": float,
-    "lowrank.rank": int,
-    "lowrank.energy": float,
-    "lowrank.targets": str,
-    "quant.bits": int,
-    "quant.scheme": str,
-    "quant.act_bits": int,
-    "quant.qat": bool,
-    "distill.layers": int,
-    "recovery.steps": int,
-    "recovery.lr": float,
-    "recovery.batch_size": int,
-    "share.groups": int,
-    "share.init": str,
-    "hash.ratio": float,
-    "hash.targets": str,
-    "tensor.method": str,
-    "tensor.rank": int,
-    "tensor.targets": str,
-    "exit.layers": str,
-    "exit.threshold": float,
-    "exit.steps": int,
-    "attention.kind": str,
-    "attention.window": int,
-    "attention.layers": str,
-    "hidden.keep": float,
-}
-LAYER_BITS_PREFIX = "quant.layer_bits."
+#: Flat compression keys the search space may use, with their value types: one per field of
+#: every registered transform config (:func:`~paretoedge.compression.flat_key_types`), so a
+#: new field or transform is a space key without an edit here.
+PARAM_TYPES, PREFIX_TYPES = flat_key_types()
 
 
 def param_type(key: str) -> type:
     """The value type of a flat compression key, or :class:`UnknownNameError`."""
-    if key.startswith(LAYER_BITS_PREFIX) and len(key) > len(LAYER_BITS_PREFIX):
-        return int
+    for prefix, typ in PREFIX_TYPES.items():
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return typ
     try:
         return PARAM_TYPES[key]
     except KeyError:
-        raise UnknownNameError(
-            "space key", key, [*PARAM_TYPES, LAYER_BITS_PREFIX + "<group>"]
-        ) from None
+        pass
+    known = [*PARAM_TYPES, *(p + "<name>" for p in PREFIX_TYPES)]
+    # a misspelt field lists its transform's keys; an unknown transform lists them all
+    section = key.split(".", 1)[0] + "."
+    near = [k for k in known if k.startswith(section)]
+    raise UnknownNameError("space key", key, near or known)
 
 
 # --------------------------------------------------------------------------- YAML edge
@@ -473,12 +447,17 @@ def _convert_param(key: str, p: _Param | list[Any]) -> ParamSpec:
             raise ConfigError(where, p.model_dump(), "either choices or low/high[/step], not both")
         if not p.choices:
             raise ConfigError(f"{where}.choices", [], "at least one value")
-        choices = tuple(_coerce(f"{where}.choices", c, typ) for c in p.choices)
+        if key in LAYER_LIST_KEYS:
+            choices = tuple(_layer_choice(f"{where}.choices", c, key) for c in p.choices)
+        else:
+            choices = tuple(_coerce(f"{where}.choices", c, typ) for c in p.choices)
         if len(set(choices)) != len(choices):
             raise ConfigError(f"{where}.choices", list(choices), "distinct values")
         return ParamSpec(key=key, kind="categorical", choices=choices, when=tuple(when))
     if p.low is None or p.high is None:
         raise ConfigError(where, p.model_dump(), "choices: [...] or low and high")
+    if key in LAYER_LIST_KEYS:
+        raise ConfigError(where, p.model_dump(), 'choices of layer lists, e.g. [all, "0", "0,1"]')
     if typ not in (int, float):
         raise ConfigError(where, p.model_dump(), f"choices (a {typ.__name__} parameter)")
     if p.low > p.high:
@@ -515,6 +494,18 @@ def _convert_param(key: str, p: _Param | list[Any]) -> ParamSpec:
         log=p.log,
         when=tuple(when),
     )
+
+
+def _layer_choice(where: str, value: Any, key: str) -> str:
+    """A layer-list value (``"0,1"``, ``1``, ``[0, 1]``, ``all``) as its canonical text, so
+    that ``"0, 1"`` and ``[1, 0]`` are one choice; whether the model has those layers is
+    checked with the model (:func:`_check_layers`)."""
+    if isinstance(value, list) and not all(isinstance(v, int) for v in value):
+        raise ConfigError(where, value, f"{key}: a list of integer layer indices")
+    try:
+        return layer_list_text(key, value)
+    except ConfigError as exc:
+        raise ConfigError(where, value, f"{key}: {exc.allowed}") from None
 
 
 def _coerce(where: str, value: Any, typ: type) -> Any:
@@ -615,6 +606,9 @@ def parse_config(
             raise ConfigError(f"fixed.{key}", key, exc.allowed) from None
         if key in m.space:
             raise ConfigError(f"fixed.{key}", value, "a key that is not also in space")
+        if key in LAYER_LIST_KEYS:
+            fixed.append((key, _layer_choice(f"fixed.{key}", value, key)))
+            continue
         fixed.append((key, _coerce(f"fixed.{key}", value, typ)))
 
     objectives: list[ObjectiveSpec] = []
@@ -708,6 +702,31 @@ def _check_names(cfg: StudyConfig, *, data_dir: Path | None, local_paths: bool) 
                 CompressionSpec.from_flat(flat)
             except ConfigError as exc:
                 raise _attribute(exc, p.key, v, flat, cfg) from None
+    _check_layers(cfg)
+
+
+def _check_layers(cfg: StudyConfig) -> None:
+    """Every layer-list value of the space and of ``fixed`` names layers the model has
+    (read from its config, no weights loaded), so that ``attention.layers: "5"`` on a
+    2-layer model is refused here rather than failing every trial that samples it."""
+    entries = [(f"space.{p.key}", p.key, p.choices) for p in cfg.space if p.key in LAYER_LIST_KEYS]
+    entries += [(f"fixed.{k}", k, (v,)) for k, v in cfg.fixed if k in LAYER_LIST_KEYS]
+    if not entries:
+        return
+    from paretoedge.models import model_depth
+
+    depth = model_depth(cfg.model)
+    for where, key, values in entries:
+        every, lo = LAYER_LIST_KEYS[key]
+        for v in values:
+            if v == "all" or all(lo <= int(i) < depth for i in str(v).split(",")):
+                continue
+            allowed = f"layers in {lo}..{depth - 1}, comma-separated"
+            raise ConfigError(
+                where,
+                v,
+                f"{key}: {'all or ' if every else ''}{allowed} ({cfg.model} has {depth} layers)",
+            )
 
 
 def _attribute(

@@ -1,4 +1,4 @@
-"""Turning a candidate (a flat compression spec) into measurements.
+"""Turning a candidate (a :class:`~paretoedge.compression.CompressionSpec`) into measurements.
 
 :class:`PipelineEvaluator` is the real pipeline: the candidate built by
 :class:`~paretoedge.search._build.CandidateBuilder` (fine-tuned teacher cached once by
@@ -27,6 +27,7 @@ from paretoedge.objectives import DeviceMetrics, Evaluation
 from paretoedge.search._config import StudyConfig
 
 if TYPE_CHECKING:
+    from paretoedge.compression import CompressionSpec
     from paretoedge.search._build import CandidateBuilder
     from paretoedge.search._cheap_metrics import StructuralMetrics
     from paretoedge.tasks import Example, TaskData
@@ -39,7 +40,7 @@ class CandidateResult:
     """Everything measured for one candidate.
 
     Attributes:
-        flat: The candidate's normalised flat spec (``CompressionSpec.to_flat()``).
+        spec: The candidate's compression spec.
         evaluation: Validation accuracy, size and per-device metrics.
         onnx_path: The exported model (``None`` when the evaluator does not export).
         fidelity: Recovery steps the candidate was trained for.
@@ -49,13 +50,18 @@ class CandidateResult:
             this one reuses (the controller does not evaluate a configuration twice).
     """
 
-    flat: Mapping[str, Any]
+    spec: CompressionSpec
     evaluation: Evaluation
     onnx_path: Path | None
     fidelity: int
     wall_s: float
     pruned: bool = False
     twin_of: int | None = None
+
+    @property
+    def flat(self) -> dict[str, Any]:
+        """The spec's dotted keys (for displays and tables)."""
+        return self.spec.to_flat()
 
 
 #: Called at each rung of a segmented recovery with (steps done, partial evaluation);
@@ -72,17 +78,17 @@ class Evaluator(abc.ABC):
     @abc.abstractmethod
     def evaluate(
         self,
-        flat: Mapping[str, Any],
+        spec: CompressionSpec,
         *,
         devices: Sequence[str],
         onnx_path: Path | None,
         rungs: Sequence[int] = (),
         on_rung: RungCallback | None = None,
     ) -> CandidateResult:
-        """Compress, measure and score ``flat`` on ``devices``.
+        """Compress, measure and score ``spec`` on ``devices``.
 
         Args:
-            flat: The flat compression spec (may be empty: the uncompressed teacher).
+            spec: The candidate (may be empty: the uncompressed teacher).
             devices: Device names to predict.
             onnx_path: Where to export the model (parent directory exists), if exporting.
             rungs: Recovery step counts below the full budget at which to report a partial
@@ -102,9 +108,9 @@ class Evaluator(abc.ABC):
         return None
 
     def structural_metrics(
-        self, flat: Mapping[str, Any], devices: Sequence[str]
+        self, spec: CompressionSpec, devices: Sequence[str]
     ) -> StructuralMetrics | None:
-        """Size and every device's metrics of ``flat`` from its structure, without training
+        """Size and every device's metrics of ``spec`` from its structure, without training
         (see :mod:`paretoedge.search._cheap_metrics`), or None when this evaluator cannot
         cost a candidate without evaluating it (the controller then screens nothing).
 
@@ -178,7 +184,7 @@ class PipelineEvaluator(Evaluator):
 
     def evaluate(
         self,
-        flat: Mapping[str, Any],
+        spec: CompressionSpec,
         *,
         devices: Sequence[str],
         onnx_path: Path | None,
@@ -187,11 +193,8 @@ class PipelineEvaluator(Evaluator):
     ) -> CandidateResult:
         from dataclasses import replace
 
-        from paretoedge.compression import CompressionSpec
-
         self.prepare()
         start = time.perf_counter()
-        spec = CompressionSpec.from_flat(flat)
         full = spec.recovery.steps if spec.recovery is not None else 0
         early = [r for r in rungs if 0 < r < full] if on_rung is not None else []
         metrics: dict[str, DeviceMetrics] | None = None
@@ -209,7 +212,7 @@ class PipelineEvaluator(Evaluator):
             metrics = dict(part.devices)
             if on_rung(r, part):
                 return CandidateResult(
-                    flat=spec.to_flat(),
+                    spec=spec,
                     evaluation=part,
                     onnx_path=onnx_path,
                     fidelity=r,
@@ -218,7 +221,7 @@ class PipelineEvaluator(Evaluator):
                 )
         ev = self._measure(spec, devices=devices, onnx_path=onnx_path, metrics=None)
         return CandidateResult(
-            flat=spec.to_flat(),
+            spec=spec,
             evaluation=ev,
             onnx_path=onnx_path,
             fidelity=int(full),
@@ -269,22 +272,18 @@ class PipelineEvaluator(Evaluator):
         )
 
     def structural_metrics(
-        self, flat: Mapping[str, Any], devices: Sequence[str]
+        self, spec: CompressionSpec, devices: Sequence[str]
     ) -> StructuralMetrics:
-        """Compress ``flat`` with no training step, export it and run every device's
+        """Compress ``spec`` with no training step, export it and run every device's
         hardware model (the lowering cache makes a known structure a cost query only).
         Memoised per structure and device for the life of this evaluator."""
         import tempfile
 
-        from paretoedge.compression import CompressionSpec, export_onnx, model_stats
+        from paretoedge.compression import export_onnx, model_stats
         from paretoedge.hardware_profiles import cost, lower_cached, prepare, resolve_profile
-        from paretoedge.search._cheap_metrics import (
-            StructuralMetrics,
-            structural_key,
-            untrained_spec,
-        )
+        from paretoedge.search._cheap_metrics import StructuralMetrics, structural_key, untrained
 
-        key = structural_key(flat)
+        key = structural_key(spec)
         known = self._structural.get(key)
         missing = [d for d in devices if known is None or d not in known.devices]
         if known is not None and not missing:
@@ -294,8 +293,7 @@ class PipelineEvaluator(Evaluator):
                 sparsity=known.sparsity,
                 devices={d: known.devices[d] for d in devices},
             )
-        spec = CompressionSpec.from_flat(untrained_spec(flat))
-        model = self.builder.build(spec, progress=False).model
+        model = self.builder.build(untrained(spec), progress=False).model
         stats = model_stats(model)
         per_device = dict(known.devices) if known is not None else {}
         with tempfile.TemporaryDirectory(prefix="pe-structure-") as tmp:
@@ -376,7 +374,8 @@ def onnx_accuracy(
 
 
 def spec_key(flat: Mapping[str, Any]) -> str:
-    """A canonical string for a flat spec (sorted JSON), used to look candidates up."""
+    """A canonical string for a flat spec (sorted JSON): the key of a table of measured
+    candidates (``bench/``'s JSON files, which keep the dotted keys)."""
     import json
 
     return json.dumps({k: flat[k] for k in sorted(flat)}, sort_keys=True, default=str)
@@ -396,7 +395,7 @@ class LookupEvaluator(Evaluator):
 
     def evaluate(
         self,
-        flat: Mapping[str, Any],
+        spec: CompressionSpec,
         *,
         devices: Sequence[str],
         onnx_path: Path | None,
@@ -404,7 +403,7 @@ class LookupEvaluator(Evaluator):
         on_rung: RungCallback | None = None,
     ) -> CandidateResult:
         start = time.perf_counter()
-        ev = self.table[spec_key(flat)]
+        ev = self.table[spec_key(spec.to_flat())]
         ev = Evaluation(
             accuracy=ev.accuracy,
             size_bytes=ev.size_bytes,
@@ -413,21 +412,21 @@ class LookupEvaluator(Evaluator):
             devices={d: ev.devices[d] for d in devices},
         )
         return CandidateResult(
-            flat=dict(flat),
+            spec=spec,
             evaluation=ev,
             onnx_path=None,
-            fidelity=int(flat.get("recovery.steps", 0)),
+            fidelity=spec.recovery.steps if spec.recovery is not None else 0,
             wall_s=time.perf_counter() - start,
         )
 
     def structural_metrics(
-        self, flat: Mapping[str, Any], devices: Sequence[str]
+        self, spec: CompressionSpec, devices: Sequence[str]
     ) -> StructuralMetrics:
         """The table's size and device metrics (measured by the real pipeline, which gives
         the same structure with or without training)."""
         from paretoedge.search._cheap_metrics import StructuralMetrics
 
-        ev = self.table[spec_key(flat)]
+        ev = self.table[spec_key(spec.to_flat())]
         return StructuralMetrics(
             size_bytes=ev.size_bytes,
             parameters=ev.parameters,

@@ -9,18 +9,22 @@ API's :func:`paretoedge.load_study`, ``resume`` and the Ray workers use it);
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from paretoedge.errors import ConfigError
 from paretoedge.search._config import StudyConfig, parse_config
 from paretoedge.search._evaluator import EvaluatorFactory
-from paretoedge.search._results import add_onnx_artifact, metrics_record, normalize_flat
+from paretoedge.search._results import add_onnx_artifact, metrics_record
 from paretoedge.search._runner import BASELINE_ATTR, SearchRunner, SearchSummary
-from paretoedge.search._space import baseline_flat, candidate_flat
+from paretoedge.search._space import baseline_spec, candidate_spec
 
 if TYPE_CHECKING:
     import optuna
+
+_log = logging.getLogger(__name__)
 
 
 def config_of(record_config: Mapping[str, Any]) -> StudyConfig:
@@ -108,7 +112,7 @@ def add_device(
             else:
                 runner.artifacts_dir.mkdir(parents=True, exist_ok=True)
                 out = runner.artifacts_dir / f"trial-{c.trial_number:05d}.onnx"
-                result = runner.evaluator.evaluate(dict(c.spec), devices=[device], onnx_path=out)
+                result = runner.evaluator.evaluate(c.spec, devices=[device], onnx_path=out)
                 metrics = result.evaluation.devices[device]
                 add_onnx_artifact(runner.storage, c.id, out)
             records.append(metrics_record(c.id, device, metrics))
@@ -128,7 +132,9 @@ def sync_failed(runner: SearchRunner, study: optuna.Study) -> int:
 
     A trial can also die before its worker wrote any candidate row (a Ray driver killed
     between creating the trial and the worker starting it): it gets a failed row with the
-    spec of its parameters, so every Optuna trial keeps exactly one candidate row.
+    spec of its parameters, so every Optuna trial keeps exactly one candidate row (but for
+    a trial whose parameters the compression configs refuse: it failed before any row, and
+    there is no spec to store; a warning names it).
 
     Returns:
         How many rows were written.
@@ -146,12 +152,16 @@ def sync_failed(runner: SearchRunner, study: optuna.Study) -> int:
             continue
         baseline = t.user_attrs.get(BASELINE_ATTR)
         if row is not None:
-            spec = dict(row.spec)
+            spec = row.spec
             baseline = row.baseline_name if row.is_baseline else baseline
         elif baseline:
-            spec = baseline_flat(baseline)
+            spec = baseline_spec(baseline)
         else:
-            spec = normalize_flat(candidate_flat(runner.config, t.params))
+            try:
+                spec = candidate_spec(runner.config, t.params)
+            except ConfigError as exc:
+                _log.warning("trial %d keeps no candidate row: %s", t.number, exc)
+                continue
         st.upsert_candidate(
             runner.storage,
             study=runner.name,

@@ -56,16 +56,21 @@ def front_spec(study: Mapping[str, Any]) -> FrontSpec:
 def recompute_missing_fronts(connection: Connection) -> int:
     """Rank every ``(study, device)`` that has measured complete candidates but no front
     rows; returns the number of fronts written. Runs on ``connection`` in its transaction."""
-    from sqlalchemy import select
+    from sqlalchemy import inspect, select
 
     from paretoedge.search._fronts import rank_by
-    from paretoedge.storage._api import _candidate_record, _metrics_record
+    from paretoedge.storage._convert import candidate_record, metrics_record
     from paretoedge.storage._models import CandidateRow, DeviceMetricsRow, FrontRow, StudyRow
 
     studies_t = cast("Table", StudyRow.__table__)
     cands_t = cast("Table", CandidateRow.__table__)
     metrics_t = cast("Table", DeviceMetricsRow.__table__)
     front_t = cast("Table", FrontRow.__table__)
+    # This runs inside migration 0004: columns that later revisions add to the metrics
+    # table do not exist yet, so only the columns the database has are read (the others
+    # are None, as they are for rows written before those revisions).
+    present = {c["name"] for c in inspect(connection).get_columns(metrics_t.name)}
+    metric_cols = [c for c in metrics_t.c if c.name in present]
     written = 0
     for study in connection.execute(select(studies_t)).mappings().all():
         ranked = {
@@ -90,11 +95,12 @@ def recompute_missing_fronts(connection: Connection) -> int:
             continue
         metrics: dict[int, list[Any]] = {}
         for mrow in connection.execute(
-            select(metrics_t).where(metrics_t.c.candidate_id.in_([r["id"] for r in rows]))
+            select(*metric_cols).where(metrics_t.c.candidate_id.in_([r["id"] for r in rows]))
         ).mappings():
-            metrics.setdefault(mrow["candidate_id"], []).append(_metrics_record(mrow))
+            full: Any = {**dict.fromkeys(metrics_t.c.keys()), **mrow}
+            metrics.setdefault(full["candidate_id"], []).append(metrics_record(full))
         candidates: list[CandidateRecord] = [
-            _candidate_record(r, tuple(metrics.get(r["id"], ()))) for r in rows
+            candidate_record(r, tuple(metrics.get(r["id"], ()))) for r in rows
         ]
         by_number = {c.trial_number: c for c in candidates}
         spec = front_spec(dict(study))

@@ -15,34 +15,25 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from paretoedge.errors import ConfigError, ParetoEdgeError
+from paretoedge.errors import ConfigError
 from paretoedge.objectives import DeviceMetrics, Evaluation
 from paretoedge.search._evaluator import CandidateResult
 
 if TYPE_CHECKING:
+    from paretoedge.compression import CompressionSpec
     from paretoedge.storage import CandidateRecord, DeviceMetricsRecord, Storage
 
 
 def normalize_flat(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat spec as ``CompressionSpec.to_flat()`` writes it (every field of every enabled
-    transform), so stored specs are complete and compare equal across runs. An invalid spec
-    is returned as given; evaluating it fails the trial with the compression config's error."""
+    """Dotted keys as ``CompressionSpec.to_flat()`` writes them (every field of every enabled
+    transform), for tools and tables that keep the flat form (``bench/``, displays). An
+    invalid spec is returned as given. The search itself passes typed specs."""
     from paretoedge.compression import CompressionSpec
 
     try:
         return CompressionSpec.from_flat(flat).to_flat()
     except ConfigError:
         return dict(flat)
-
-
-def spec_key(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """A flat spec with the compression defaults filled in, for comparing two specs."""
-    from paretoedge.compression import CompressionSpec
-
-    try:
-        return normalize_flat(CompressionSpec.from_flat(flat).to_flat())
-    except ParetoEdgeError:  # keys of a custom evaluator's own
-        return normalize_flat(flat)
 
 
 def evaluation_of(candidate: CandidateRecord) -> Evaluation:
@@ -70,6 +61,7 @@ def metrics_record(candidate_id: int, device: str, m: DeviceMetrics) -> DeviceMe
         sram_bytes=m.sram_bytes,
         feasible=m.feasible,
         violations=tuple(m.violations),
+        latency_worst_ms=m.latency_worst_ms,
     )
 
 
@@ -117,7 +109,7 @@ def store_result(
         study=study,
         trial_number=trial_number,
         state=state,
-        spec=dict(result.flat),
+        spec=result.spec,
         accuracy=ev.accuracy,
         size_bytes=ev.size_bytes,
         parameters=ev.parameters,
@@ -137,7 +129,7 @@ def store_result(
 
 
 def completed_twin(
-    storage: Storage, *, study: str, flat: Mapping[str, Any], devices: Sequence[str]
+    storage: Storage, *, study: str, spec: CompressionSpec, devices: Sequence[str]
 ) -> CandidateResult | None:
     """The stored result of a complete candidate with the same spec, if there is one.
 
@@ -150,14 +142,13 @@ def completed_twin(
     """
     from paretoedge import storage as st
 
-    key = spec_key(flat)
     for c in st.list_candidates(storage, study=study, states=["complete"]):
-        if c.is_baseline or spec_key(c.spec) != key:
+        if c.is_baseline or c.spec != spec:
             continue
         if any(c.metrics_for(d) is None for d in devices):
             continue
         return CandidateResult(
-            flat=dict(c.spec),
+            spec=c.spec,
             evaluation=evaluation_of(c),
             onnx_path=onnx_artifact(storage, c.id),
             fidelity=int(c.fidelity or 0),

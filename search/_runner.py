@@ -43,13 +43,14 @@ from paretoedge.search._evaluator import (
 )
 from paretoedge.search._fronts import DeviceFront, fill_test_accuracy, update_fronts
 from paretoedge.search._optuna_adapter import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, quiet_optuna
-from paretoedge.search._results import completed_twin, metrics_record, normalize_flat, store_result
+from paretoedge.search._results import completed_twin, metrics_record, store_result
 from paretoedge.search._samplers import halving_pruner, sampler_for
-from paretoedge.search._space import baseline_flat, baseline_params, candidate_flat, suggest
+from paretoedge.search._space import baseline_params, baseline_spec, candidate_spec, suggest
 
 if TYPE_CHECKING:
     import optuna
 
+    from paretoedge.compression import CompressionSpec
     from paretoedge.search._backends import Backend
     from paretoedge.search._display import Display
     from paretoedge.storage import CandidateRecord, Storage, StudyStatus
@@ -294,7 +295,6 @@ class SearchRunner:
         cfg = self.config
         baseline = trial.user_attrs.get(BASELINE_ATTR)
         params = suggest(trial, cfg.space)
-        flat = normalize_flat(baseline_flat(baseline) if baseline else candidate_flat(cfg, params))
         number = trial.number
         # Record a heartbeat before the candidate becomes visible as running: a process
         # killed before Optuna's heartbeat thread first wrote would leave a trial that never
@@ -303,35 +303,38 @@ class SearchRunner:
         # The trial's owner (this process) goes into its claim first: `resume` fails the
         # trial of a dead local owner at once instead of after the heartbeat grace.
         self.bind_claim(number)
+        # Optuna's dotted parameter names end here: the candidate is a typed spec from now on
+        # (a value the compression configs refuse fails the trial, with no candidate row).
+        spec = baseline_spec(baseline) if baseline else candidate_spec(cfg, params)
         st.upsert_candidate(
             self.storage,
             study=self.name,
             trial_number=number,
             state="running",
-            spec=flat,
+            spec=spec,
             is_baseline=bool(baseline),
             baseline_name=baseline,
         )
         if self._display:
-            self._display.start_trial(number, baseline or describe_spec(flat))
+            self._display.start_trial(number, baseline or describe_spec(spec.to_flat()))
         try:
             self.artifacts_dir.mkdir(parents=True, exist_ok=True)
             onnx_path = self.artifacts_dir / f"trial-{number:05d}.onnx"
-            rungs, on_rung = self._rung_hook(trial, flat)
+            rungs, on_rung = self._rung_hook(trial, spec)
             # With early stopping active a trial goes through its rungs as usual.
             twin = (
                 None
                 if rungs
-                else completed_twin(self.storage, study=self.name, flat=flat, devices=self.devices)
+                else completed_twin(self.storage, study=self.name, spec=spec, devices=self.devices)
             )
             if twin is not None:
                 result = twin
                 trial.set_user_attr(TWIN_ATTR, twin.twin_of)
             else:
                 if not baseline and self._screen_can_reject():
-                    self._screen_before_training(trial, flat)
+                    self._screen_before_training(trial, spec)
                 result = self.evaluator.evaluate(
-                    flat, devices=self.devices, onnx_path=onnx_path, rungs=rungs, on_rung=on_rung
+                    spec, devices=self.devices, onnx_path=onnx_path, rungs=rungs, on_rung=on_rung
                 )
             if result.pruned:
                 self.store_result(number, result, baseline=baseline, state="pruned")
@@ -349,7 +352,7 @@ class SearchRunner:
                     study=self.name,
                     trial_number=number,
                     state="failed",
-                    spec=flat,
+                    spec=spec,
                     is_baseline=bool(baseline),
                     baseline_name=baseline,
                 )
@@ -387,8 +390,8 @@ class SearchRunner:
             )
         return self._screens
 
-    def _screen_before_training(self, trial: optuna.Trial, flat: Mapping[str, Any]) -> None:
-        """Cost ``flat`` on every device from its structure; stop it untrained (Optuna:
+    def _screen_before_training(self, trial: optuna.Trial, spec: CompressionSpec) -> None:
+        """Cost ``spec`` on every device from its structure; stop it untrained (Optuna:
         pruned, candidate: pruned at fidelity 0 with its device metrics and size) when it
         can enter no device's front (:func:`~paretoedge.search._cheap_metrics.screen`).
         The trial still counts against the budget and samplers see it."""
@@ -398,7 +401,7 @@ class SearchRunner:
         from paretoedge.search._cheap_metrics import SCREENED_ATTR, screen
 
         start = time.perf_counter()
-        metrics = self.evaluator.structural_metrics(flat, self.devices)
+        metrics = self.evaluator.structural_metrics(spec, self.devices)
         if metrics is None:
             return
         verdict = screen(self.config, metrics, self.devices)
@@ -409,7 +412,7 @@ class SearchRunner:
             study=self.name,
             trial_number=trial.number,
             state="pruned",
-            spec=dict(flat),
+            spec=spec,
             size_bytes=metrics.size_bytes,
             parameters=metrics.parameters,
             sparsity=metrics.sparsity,
@@ -426,11 +429,11 @@ class SearchRunner:
         raise optuna.TrialPruned(f"screened out before training: {verdict.describe()}")
 
     def _rung_hook(
-        self, trial: optuna.Trial, flat: Mapping[str, Any]
+        self, trial: optuna.Trial, spec: CompressionSpec
     ) -> tuple[tuple[int, ...], Callable[[int, Evaluation], bool] | None]:
         """Rungs and the callback reporting partial points to the early stopper."""
         rungs_of = getattr(self.pruner, "rungs", None)
-        steps = int(flat.get("recovery.steps", 0) or 0)
+        steps = spec.recovery.steps if spec.recovery is not None else 0
         if rungs_of is None or steps <= 0 or trial.user_attrs.get(BASELINE_ATTR):
             return (), None
         from paretoedge.search._multifidelity import report_intermediate

@@ -49,18 +49,20 @@ from paretoedge.search._optuna_adapter import distribution_contains, trial_id
 from paretoedge.search._pareto import hypervolume
 from paretoedge.search._space import (
     BASELINE_SPECS,
-    baseline_flat,
-    candidate_flat,
+    baseline_spec,
+    candidate_spec,
     enumerate_space,
 )
 
 if TYPE_CHECKING:
     from optuna.study import Study
 
+    from paretoedge.compression import CompressionSpec
+
 _log = logging.getLogger(__name__)
 
-#: Costs a batch of normalised flat specs on the study's devices (None: cannot be built).
-MetricsFn = Callable[[Sequence[Mapping[str, Any]]], list[StructuralMetrics | None]]
+#: Costs a batch of specs on the study's devices (None: cannot be built).
+MetricsFn = Callable[[Sequence["CompressionSpec"]], list[StructuralMetrics | None]]
 
 #: Sampler options a study YAML may set under ``sampler.options``.
 OPTIONS = ("pool_size", "n_startup_trials")
@@ -79,7 +81,7 @@ class ScreeningSampler(BaseSampler):
 
     Args:
         config: The study (space, objectives, constraints, devices).
-        metrics: Costs a batch of flat specs from their structure (the controller passes its
+        metrics: Costs a batch of specs from their structure (the controller passes its
             evaluator's :meth:`~paretoedge.search.Evaluator.structural_metrics`).
         devices: The devices whose fronts count (default: the config's).
         seed: Seeds the pool and the model; the same seed and trials give the same choice.
@@ -201,7 +203,7 @@ class ScreeningSampler(BaseSampler):
         """The pool of candidates with their cheap metrics (drawn and costed once)."""
         if self._pool is None:
             draws = _draw_pool(self.config.space, self.pool_size, self._seed)
-            metrics = self._cost([self._flat(p) for p in draws])
+            metrics = self._cost([self._spec(p) for p in draws])
             self._pool = [
                 _Candidate(params=p, key=_key(p), metrics=m, features=self._features(p, m))
                 for p, m in zip(draws, metrics, strict=True)
@@ -212,19 +214,23 @@ class ScreeningSampler(BaseSampler):
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _flat(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        from paretoedge.search._results import normalize_flat
+    def _spec(self, params: Mapping[str, Any]) -> CompressionSpec | None:
+        """The candidate of ``params``, or None when the compression configs refuse it."""
+        try:
+            return candidate_spec(self.config, params)
+        except ConfigError as exc:
+            _log.info("screening: cannot cost %s: %s", dict(params), exc)
+            return None
 
-        return normalize_flat(candidate_flat(self.config, params))
-
-    def _cost(self, flats: Sequence[Mapping[str, Any]]) -> list[StructuralMetrics | None]:
-        keys = [json.dumps(dict(f), sort_keys=True, default=str) for f in flats]
-        todo = [(k, f) for k, f in zip(keys, flats, strict=True) if k not in self._known]
+    def _cost(self, specs: Sequence[CompressionSpec | None]) -> list[StructuralMetrics | None]:
+        keys = [None if s is None else s.to_json() for s in specs]
+        todo = {k: s for k, s in zip(keys, specs, strict=True) if k is not None and s is not None}
+        todo = {k: s for k, s in todo.items() if k not in self._known}
         if todo:
-            got = self._metrics([f for _, f in todo])
-            for (k, _), m in zip(todo, got, strict=True):
+            got = self._metrics(list(todo.values()))
+            for k, m in zip(todo, got, strict=True):
                 self._known[k] = m
-        return [self._known[k] for k in keys]
+        return [None if k is None else self._known[k] for k in keys]
 
     def _key_of(self, trial: FrozenTrial) -> str:
         return _key(trial.params)
@@ -235,17 +241,15 @@ class ScreeningSampler(BaseSampler):
         """(features, accuracy, cheap metrics) of every complete trial."""
         acc_i = next(i for i, o in enumerate(self.config.objectives) if o.name == "accuracy")
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
-        flats = []
+        specs: list[CompressionSpec | None] = []
         for t in done:
             base = t.user_attrs.get("paretoedge.baseline")
             if base in BASELINE_SPECS:
-                from paretoedge.search._results import normalize_flat
-
-                flats.append(normalize_flat(baseline_flat(base)))
+                specs.append(baseline_spec(base))
             else:
-                flats.append(self._flat(t.params))
+                specs.append(self._spec(t.params))
         out = []
-        for t, m in zip(done, self._cost(flats), strict=True):
+        for t, m in zip(done, self._cost(specs), strict=True):
             if m is None:
                 continue
             out.append((self._features(t.params, m), float(t.values[acc_i]), m))
@@ -554,14 +558,14 @@ def evaluator_metrics(evaluator_of: Callable[[], Any], devices: Sequence[str]) -
     """A :data:`MetricsFn` over an evaluator's ``structural_metrics`` (built lazily); a
     candidate that cannot be built costs None (the pool drops it)."""
 
-    def metrics(flats: Sequence[Mapping[str, Any]]) -> list[StructuralMetrics | None]:
+    def metrics(specs: Sequence[CompressionSpec]) -> list[StructuralMetrics | None]:
         ev = evaluator_of()
         out: list[StructuralMetrics | None] = []
-        for f in flats:
+        for spec in specs:
             try:
-                out.append(ev.structural_metrics(f, devices))
+                out.append(ev.structural_metrics(spec, devices))
             except ParetoEdgeError as exc:
-                _log.info("screening: cannot cost %s: %s", dict(f), exc)
+                _log.info("screening: cannot cost %s: %s", spec.to_flat(), exc)
                 out.append(None)
         return out
 

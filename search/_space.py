@@ -1,7 +1,9 @@
 """From a study's search space to candidates: sampling, enumeration and baselines.
 
-A candidate is a flat compression spec (``{"prune.sparsity": 0.5, "quant.bits": 8, ...}``):
-the sampled parameters, the study's ``fixed`` keys and its recovery budget.
+A candidate is a :class:`~paretoedge.compression.CompressionSpec` (:func:`candidate_spec`):
+the sampled parameters, the study's ``fixed`` keys and its recovery budget. The parameters
+keep their dotted names (``prune.sparsity``: Optuna's parameter names, the YAML's keys);
+this module is the edge where they become the typed spec.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from paretoedge.compression import identity_flat
 from paretoedge.errors import ConfigError
 from paretoedge.search._config import ParamSpec, StudyConfig
 
 if TYPE_CHECKING:
     import optuna
+
+    from paretoedge.compression import CompressionSpec
 
 #: The flat spec of each baseline. The teacher is the uncompressed fine-tuned model (no
 #: recovery); int8 is uniform per-channel post-training quantisation with int8 activations.
@@ -23,24 +28,9 @@ BASELINE_SPECS: dict[str, dict[str, Any]] = {
 }
 
 #: The value of each key that leaves the model unchanged (used to place baselines in the
-#: space so samplers see them as ordinary points).
-_IDENTITY: dict[str, Any] = {
-    "prune.sparsity": 0.0,
-    "heads.keep": 1.0,
-    "ffn.keep": 1.0,
-    "lowrank.energy": 1.0,
-    "lowrank.rank": 10**9,
-    "quant.bits": 32,
-    "quant.scheme": "uniform",
-    "distill.layers": 10**9,
-    "recovery.steps": 0,
-    "share.groups": 10**9,
-    "hash.ratio": 1.0,
-    "tensor.rank": 10**9,
-    "exit.threshold": 1.0,
-    "attention.kind": "softmax",
-    "hidden.keep": 1.0,
-}
+#: space so samplers see them as ordinary points); declared by each transform config's
+#: ``IDENTITY``.
+_IDENTITY: dict[str, Any] = identity_flat()
 
 
 def suggest(trial: optuna.Trial, space: Sequence[ParamSpec]) -> dict[str, Any]:
@@ -104,6 +94,24 @@ def candidate_flat(config: StudyConfig, params: Mapping[str, Any]) -> dict[str, 
         flat.setdefault("recovery.lr", config.recovery.lr)
         flat.setdefault("recovery.batch_size", config.recovery.batch_size)
     return flat
+
+
+def candidate_spec(config: StudyConfig, params: Mapping[str, Any]) -> CompressionSpec:
+    """The typed spec of a sampled candidate (:func:`candidate_flat` read as a spec).
+
+    Raises:
+        ConfigError: a value the compression configs refuse (naming the dotted key).
+    """
+    from paretoedge.compression import CompressionSpec
+
+    return CompressionSpec.from_flat(candidate_flat(config, params))
+
+
+def baseline_spec(name: str) -> CompressionSpec:
+    """The typed spec of the baseline ``name`` (:data:`BASELINE_SPECS`)."""
+    from paretoedge.compression import CompressionSpec
+
+    return CompressionSpec.from_flat(baseline_flat(name))
 
 
 def baseline_flat(name: str) -> dict[str, Any]:

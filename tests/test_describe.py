@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from paretoedge._describe import collapse_twins, describe_spec
+from paretoedge.compression import CompressionSpec
 from paretoedge.search import normalize_flat
 from paretoedge.storage import CandidateRecord, DeviceMetricsRecord, FrontEntry
 
@@ -34,7 +35,7 @@ def _entry(trial: int, spec: dict, rank: int = 0, baseline: str | None = None) -
         state="complete",
         is_baseline=baseline is not None,
         baseline_name=baseline,
-        spec=spec,
+        spec=CompressionSpec.from_flat(spec),
         accuracy=0.8,
         test_accuracy=None,
         size_bytes=10,

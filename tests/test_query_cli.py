@@ -197,3 +197,30 @@ def test_dominated_baseline_is_listed_for_reference(
     code, out, _ = _run(capsys, "front", "qs", "--device", "rpi4", "--storage", u,
                         "--format", "json", "--no-baselines")  # fmt: skip
     assert "teacher" not in {e["baseline"] for e in json.loads(out)["entries"]}
+
+
+def test_front_and_show_give_the_worst_case_of_an_early_exit_candidate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from _query_data import EXIT_STUDY, populate_exits
+
+    url = f"sqlite:///{tmp_path / 'ex.db'}"
+    truth = populate_exits(url)
+    code, out, _ = _run(capsys, "front", EXIT_STUDY, "--device", "rpi4", "--storage", url,
+                        "--format", "json")  # fmt: skip
+    assert code == 0
+    got = {e["trial"]: (e["latency_ms"], e["latency_worst_ms"]) for e in json.loads(out)["entries"]}
+    assert got == truth
+    code, out, _ = _run(capsys, "front", EXIT_STUDY, "--device", "rpi4", "--storage", url,
+                        "--format", "csv")  # fmt: skip
+    rows = {int(r["trial"]): r["latency_worst_ms"] for r in csv.DictReader(io.StringIO(out))}
+    assert rows == {t: "" if w is None else str(w) for t, (_, w) in truth.items()}
+    code, out, _ = _run(capsys, "front", EXIT_STUDY, "--device", "rpi4", "--storage", url)
+    assert code == 0 and "worst ms" in out and f"{truth[1][1]:.3f}" in out
+    code, out, _ = _run(capsys, "show", EXIT_STUDY, "1", "--storage", url)
+    assert code == 0 and "worst ms" in out and f"{truth[1][1]:.3f}" in out
+    code, out, _ = _run(capsys, "show", EXIT_STUDY, "1", "--storage", url, "--json")
+    assert json.loads(out)["metrics"]["rpi4"]["latency_worst_ms"] == truth[1][1]
+    # a study without early exits keeps its columns
+    code, out, _ = _run(capsys, "show", EXIT_STUDY, "2", "--storage", url)
+    assert code == 0 and "worst ms" not in out

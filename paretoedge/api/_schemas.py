@@ -76,8 +76,12 @@ class StudyListOut(_Out):
 
 
 class DeviceMetricsOut(_Out):
+    """One device's predictions; ``latency_worst_ms`` (early exit only) is the latency
+    when no exit is taken, ``latency_ms`` then the expected latency."""
+
     device: str
     latency_ms: float
+    latency_worst_ms: float | None = None
     peak_memory_bytes: int
     energy_mj: float | None
     flash_bytes: int | None
@@ -117,8 +121,8 @@ class CandidateOut(_Out):
             state=c.state,
             is_baseline=c.is_baseline,
             baseline_name=c.baseline_name,
-            summary=c.baseline_name or spec_summary(c.spec),
-            spec=dict(c.spec),
+            summary=c.baseline_name or spec_summary(c.flat),
+            spec=c.flat,
             accuracy=c.accuracy,
             test_accuracy=c.test_accuracy,
             size_bytes=c.size_bytes,
@@ -148,6 +152,7 @@ class FrontEntryOut(_Out):
     test_accuracy: float | None
     size_bytes: int | None
     latency_ms: float
+    latency_worst_ms: float | None = None
     measured_latency_ms: float | None = None
     peak_memory_bytes: int
     energy_mj: float | None
@@ -163,12 +168,13 @@ class FrontEntryOut(_Out):
             trial=c.trial_number,
             is_baseline=c.is_baseline,
             baseline_name=c.baseline_name,
-            summary=c.baseline_name or spec_summary(c.spec),
-            spec=dict(c.spec),
+            summary=c.baseline_name or spec_summary(c.flat),
+            spec=c.flat,
             accuracy=c.accuracy,
             test_accuracy=c.test_accuracy,
             size_bytes=c.size_bytes,
             latency_ms=m.latency_ms,
+            latency_worst_ms=m.latency_worst_ms,
             measured_latency_ms=measured_ms,
             peak_memory_bytes=m.peak_memory_bytes,
             energy_mj=m.energy_mj,

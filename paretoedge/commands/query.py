@@ -61,10 +61,11 @@ def front_rows(
                 "also_trials": list(twins),
                 "rank": e.rank,
                 "baseline": c.baseline_name if c.is_baseline else None,
-                "config": describe_spec(c.spec),
+                "config": describe_spec(c.flat),
                 "accuracy": c.accuracy,
                 "test_accuracy": c.test_accuracy,
                 "latency_ms": m.latency_ms,
+                "latency_worst_ms": m.latency_worst_ms,
                 "measured_ms": (
                     measured[c.id].median_ms if measured and c.id in measured else None
                 ),
@@ -72,7 +73,7 @@ def front_rows(
                 "peak_memory_mb": m.peak_memory_bytes / 1e6,
                 "energy_mj": m.energy_mj,
                 "feasible": m.feasible,
-                "spec": dict(c.spec),
+                "spec": c.flat,
             }
         )
     return rows
@@ -176,6 +177,10 @@ def register(app: typer.Typer) -> None:
             title=f"{name}: Pareto front on {device} ({page.total} match{shown}, by {sort})"
         )
         cols = ["trial", "config", "val acc", "test acc", "latency ms", "size MB", "fits"]
+        worst = any(r["latency_worst_ms"] is not None for r in rows)
+        if worst:
+            cols.insert(5, "worst ms")
+            table.caption = "early exit: latency ms is expected, worst ms takes no exit"
         if measured:
             cols.insert(5, "measured ms")
         for col in cols:
@@ -198,6 +203,8 @@ def register(app: typer.Typer) -> None:
                 _num(r["size_mb"], "{:.3f}"),
                 "yes" if r["feasible"] else "no",
             ]
+            if worst:
+                cells.insert(5, _num(r["latency_worst_ms"], "{:.3f}"))
             if measured:
                 cells.insert(5, _num(r["measured_ms"], "{:.3f}"))
             table.add_row(*cells)
@@ -225,12 +232,12 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         console = Console()
-        what = f"baseline {cand.baseline_name}" if cand.is_baseline else spec_summary(cand.spec)
+        what = f"baseline {cand.baseline_name}" if cand.is_baseline else spec_summary(cand.flat)
         console.print(f"[bold]{name}[/] trial {cand.trial_number} ({cand.state}): {what}")
         spec = Table(title="configuration")
         spec.add_column("key")
         spec.add_column("value", justify="right")
-        for k, v in sorted(cand.spec.items()):
+        for k, v in sorted(cand.flat.items()):
             spec.add_row(k, str(v))
         console.print(spec)
         metrics = Table(title="measurements")
@@ -248,12 +255,18 @@ def register(app: typer.Typer) -> None:
             metrics.add_row(label, value)
         console.print(metrics)
         dev = Table(title="per device")
-        for col in ("device", "latency ms", "peak mem MB", "energy mJ", "fits", "violations"):
+        worst = any(m.latency_worst_ms is not None for m in cand.metrics)
+        cols = ["device", "latency ms", "peak mem MB", "energy mJ", "fits", "violations"]
+        if worst:
+            cols.insert(2, "worst ms")
+            dev.caption = "early exit: latency is expected over the exit distribution"
+        for col in cols:
             dev.add_column(col, justify="left" if col in ("device", "violations") else "right")
         for m in cand.metrics:
             dev.add_row(
                 m.device,
                 f"{m.latency_ms:.3f}",
+                *([_num(m.latency_worst_ms, "{:.3f}")] if worst else []),
                 _mb(m.peak_memory_bytes),
                 _num(m.energy_mj, "{:.3f}"),
                 "yes" if m.feasible else "no",

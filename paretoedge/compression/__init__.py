@@ -28,6 +28,8 @@ from paretoedge.compression._config import (
     PruneConfig,
     QuantConfig,
     RecoveryConfig,
+    flat_key_types,
+    identity_flat,
 )
 from paretoedge.compression._distill import (
     DistillConfig,
@@ -36,7 +38,13 @@ from paretoedge.compression._distill import (
     distill_loss,
     make_student,
 )
-from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
+from paretoedge.compression._extra_config import (
+    LAYER_LIST_KEYS,
+    AttentionConfig,
+    ExitConfig,
+    TensorConfig,
+    layer_list_text,
+)
 from paretoedge.compression._transform import (
     TRANSFORMS,
     Step,
@@ -119,6 +127,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ALLOWED_BITS",
+    "LAYER_LIST_KEYS",
+    "layer_list_text",
     "AttentionConfig",
     "EfficientSelfAttention",
     "ExitConfig",
@@ -157,6 +167,8 @@ __all__ = [
     "distill",
     "distill_loss",
     "export_onnx",
+    "flat_key_types",
+    "identity_flat",
     "load_compressed",
     "low_rank",
     "magnitude_prune",

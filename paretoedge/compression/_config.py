@@ -20,11 +20,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 
 from paretoedge.compression._distill import DistillConfig
+from paretoedge.compression._document import (
+    config_document,
+    config_from_data,
+    register_upgrade,
+    unpack,
+)
 from paretoedge.compression._extra_config import AttentionConfig, ExitConfig, TensorConfig
 from paretoedge.compression._hash import HashConfig
 from paretoedge.compression._hidden import HiddenConfig
@@ -36,7 +43,8 @@ from paretoedge.errors import ConfigError, UnknownNameError
 ALLOWED_BITS = (32, 16, 8, 4, 2, 1)
 LAYER_GROUPS = ("attention", "ffn", "embeddings", "head")
 LOWRANK_TARGETS = ("attention", "ffn", "embeddings")
-SPEC_VERSION = 1
+#: Version of the :class:`CompressionSpec` document (2: one versioned document per section).
+SPEC_VERSION = 2
 
 
 def _is_number(value: Any) -> bool:
@@ -60,6 +68,9 @@ class PruneConfig:
             sparsities); ``"layer"`` prunes every Linear to the same sparsity.
     """
 
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"sparsity": 0.0}
+
     sparsity: float = 0.5
     scope: Literal["global", "layer"] = "global"
 
@@ -79,6 +90,9 @@ class HeadsConfig:
             ``"gradient"`` (|d loss / d head mask| summed over task batches; needs data).
     """
 
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"keep": 1.0}
+
     keep: float = 0.75
     criterion: Literal["magnitude", "gradient"] = "magnitude"
 
@@ -96,6 +110,9 @@ class FFNConfig:
         keep: Fraction of intermediate neurons kept, in (0, 1]; ranked by the product of
             the neuron's input-row and output-column L2 norms.
     """
+
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"keep": 1.0}
 
     keep: float = 0.5
 
@@ -115,6 +132,9 @@ class LowRankConfig:
 
     A layer is only replaced where the two factors have fewer parameters than the original.
     """
+
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"energy": 1.0, "rank": 10**9}
 
     rank: int | None = None
     energy: float | None = None
@@ -151,7 +171,10 @@ class QuantConfig:
             32 (float), 16 (float16), 8, 4, 2 (ternary: {-a, 0, +a} per row, zero band
             below 0.7 mean|w|) or 1 (binary: sign x per-row mean |w|). Train binary and
             ternary layers through their quantisers (``qat=True`` with ``recovery``: a
-            straight-through estimator and distillation from the teacher).
+            straight-through estimator and distillation from the teacher). The ternary
+            threshold is statistics-based, not learned: TWN's delta = 0.7 * mean|w| of each
+            row, as TernaryBERT uses it, recomputed from the float weights at every QAT
+            step, so it follows them as they train.
         scheme: ``"uniform"`` (symmetric, per output channel, one float scale per row) or
             ``"cluster"`` (k-means weight sharing: at most 2^bits distinct values per layer
             and a 2^bits-entry codebook; 16/32 bits stay float).
@@ -163,6 +186,9 @@ class QuantConfig:
         qat: Insert the fake quantisers before the recovery fine-tune and train through them
             with a straight-through estimator, instead of quantising after it.
     """
+
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"bits": 32, "scheme": "uniform"}
 
     bits: int = 8
     scheme: Literal["uniform", "cluster"] = "uniform"
@@ -201,6 +227,9 @@ class RecoveryConfig:
         lr: Learning rate, > 0.
         batch_size: Examples per step, >= 1.
     """
+
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"steps": 0}
 
     steps: int = 100
     lr: float = 5e-5
@@ -311,7 +340,13 @@ class CompressionSpec:
 
     The transforms run in the canonical order of :func:`paretoedge.compression.compress`,
     whatever order the keys were given in.
+
+    It is stored and exchanged as a versioned document (:meth:`to_dict`, :meth:`from_dict`);
+    the flat dotted keys (:meth:`from_flat`, :meth:`to_flat`) are for the edges where people
+    write keys: YAML, ``--set``, Optuna parameter names.
     """
+
+    VERSION: ClassVar[int] = SPEC_VERSION
 
     distill: DistillConfig | None = None
     heads: HeadsConfig | None = None
@@ -404,27 +439,48 @@ class CompressionSpec:
         return flat
 
     def to_dict(self) -> dict[str, Any]:
-        """Versioned document ``{"_type": "CompressionSpec", "_version": 1, "_data": {...}}``."""
-        return {"_type": "CompressionSpec", "_version": SPEC_VERSION, "_data": self.to_flat()}
+        """The versioned document, each set section a versioned document of its own::
+
+            {"_type": "CompressionSpec", "_version": 2, "_data": {
+                "quant": {"_type": "QuantConfig", "_version": 1,
+                          "_data": {"bits": 8, "scheme": "uniform", ...}}}}
+
+        Every field of a set section is written (defaults included) and unset sections are
+        left out, so two equal specs give equal documents. Tuples become JSON lists.
+        """
+        data = {
+            section: config_document(getattr(self, section))
+            for section in registered_sections()
+            if getattr(self, section) is not None
+        }
+        return {"_type": type(self).__name__, "_version": self.VERSION, "_data": data}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> CompressionSpec:
-        """Load a document written by :meth:`to_dict`; only known types and versions load."""
-        if not isinstance(doc, Mapping):
-            raise ConfigError("spec", type(doc).__name__, "a mapping with _type, _version, _data")
-        kind = doc.get("_type")
-        if kind not in _ALLOWED_TYPES:
-            raise ConfigError("spec._type", kind, sorted(_ALLOWED_TYPES))
-        version = doc.get("_version")
-        if version != SPEC_VERSION:
-            raise ConfigError("spec._version", version, (SPEC_VERSION,))
-        data = doc.get("_data")
-        if not isinstance(data, Mapping):
-            raise ConfigError("spec._data", data, "a mapping of dotted keys")
-        return _ALLOWED_TYPES[kind].from_flat(data)
+        """Load a document written by :meth:`to_dict` (of this or an older version).
+
+        Only the types on the allow-list load: ``CompressionSpec`` at the top and, under
+        each section, that section's registered config class; a document never names code
+        to import. An older ``_version`` is upgraded on load (version 1 kept the flat
+        dotted keys in ``_data``); a newer one is refused.
+
+        Raises:
+            ConfigError: naming the offending place (``spec._type``, ``spec._version``,
+                ``spec.quant._type``, ``quant.bits``, ...) and what is allowed.
+        """
+        _, data = unpack("spec", doc, _ALLOWED_TYPES)
+        sections: dict[str, Any] = {}
+        known = registered_sections()
+        for section, section_doc in data.items():
+            if section not in known:
+                raise UnknownNameError("transform", str(section), known)
+            config_cls = known[section]
+            _, values = unpack(f"spec.{section}", section_doc, {config_cls.__name__: config_cls})
+            sections[section] = config_from_data(section, config_cls, values)
+        return cls(**sections)
 
     @classmethod
     def from_json(cls, text: str) -> CompressionSpec:
@@ -438,8 +494,82 @@ class CompressionSpec:
         return dataclasses.replace(self, **changes)
 
 
-_ALLOWED_TYPES: dict[str, type[CompressionSpec]] = {"CompressionSpec": CompressionSpec}
+_ALLOWED_TYPES: dict[str, type] = {"CompressionSpec": CompressionSpec}
+
+
+def _edge_type(hint: Any) -> type:
+    """The type a flat key's value has at the edges (YAML, ``--set``, Optuna parameters).
+
+    ``X | None`` and ``X | tuple[X, ...]`` are ``X``; a ``Literal`` of strings is ``str``; a
+    tuple (``targets``, ``layers``) is ``str``, written comma-separated.
+    """
+    origin = get_origin(hint)
+    if origin is Literal:
+        kinds = {type(a) for a in get_args(hint)}
+        return kinds.pop() if len(kinds) == 1 else str
+    if origin is Union or origin is types.UnionType:
+        return _edge_type(next(a for a in get_args(hint) if a is not type(None)))
+    if origin is tuple:
+        return str
+    if isinstance(hint, type):
+        return hint
+    raise RuntimeError(f"no flat key type for the annotation {hint!r}")
+
+
+def _keyed_pairs(hint: Any) -> type | None:
+    """For ``tuple[tuple[str, X], ...]`` (e.g. ``quant.layer_bits``): ``X``, else None."""
+    if get_origin(hint) is not tuple:
+        return None
+    inner = get_args(hint)[0]
+    args = get_args(inner)
+    if get_origin(inner) is tuple and len(args) == 2 and args[0] is str:
+        return _edge_type(args[1])
+    return None
+
+
+def flat_key_types() -> tuple[dict[str, type], dict[str, type]]:
+    """The flat keys of every registered transform and their value types, from the fields.
+
+    Returns:
+        ``(keys, prefixes)``: ``{"prune.sparsity": float, "quant.bits": int, ...}`` in
+        canonical section order, and the prefixes of keyed fields (a tuple of
+        ``(name, value)`` pairs), ``{"quant.layer_bits.": int}``, whose keys name an entry
+        (``quant.layer_bits.ffn``).
+    """
+    keys: dict[str, type] = {}
+    prefixes: dict[str, type] = {}
+    for section, config_cls in registered_sections().items():
+        hints = get_type_hints(config_cls)
+        for f in fields(config_cls):
+            pair_type = _keyed_pairs(hints[f.name])
+            if pair_type is not None:
+                prefixes[f"{section}.{f.name}."] = pair_type
+            else:
+                keys[f"{section}.{f.name}"] = _edge_type(hints[f.name])
+    return keys, prefixes
+
+
+def _upgrade_spec_v1(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Version 1 kept the flat dotted keys in ``_data`` (``{"quant.bits": 8}``)."""
+    return CompressionSpec.from_flat(data).to_dict()["_data"]
+
+
+register_upgrade("CompressionSpec", 1, _upgrade_spec_v1)
 
 _missing = set(registered_sections()) - {f.name for f in fields(CompressionSpec)}
 if _missing:
     raise RuntimeError(f"registered transforms without a CompressionSpec field: {_missing}")
+
+
+def identity_flat() -> dict[str, Any]:
+    """Flat keys -> the value that leaves the model unchanged (or changes it least), from
+    each registered config's ``IDENTITY``: ``{"prune.sparsity": 0.0, "quant.bits": 32, ...}``.
+
+    The search uses it to place a baseline among a space's values. A value beyond a field's
+    range (``lowrank.rank: 10**9``) means "as much as the model has".
+    """
+    return {
+        f"{section}.{name}": value
+        for section, config_cls in registered_sections().items()
+        for name, value in getattr(config_cls, "IDENTITY", {}).items()
+    }

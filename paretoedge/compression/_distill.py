@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from paretoedge.compression._transform import Step, register_transform
 from paretoedge.errors import ConfigError, DataError
@@ -80,6 +80,9 @@ class DistillConfig:
         lr: Peak learning rate (AdamW, linear warm-up and decay).
         batch_size: Examples per step.
     """
+
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"layers": 10**9}
 
     layers: int | tuple[int, ...] = 4
     steps: int = 300

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from paretoedge.compression._transform import Step, register_transform
 from paretoedge.errors import ConfigError
@@ -26,9 +26,21 @@ def _int_ok(value: Any, lo: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= lo
 
 
+#: Flat keys whose value is a list of encoder layers: (``all`` allowed, lowest index).
+#: ``attention.layers`` counts layers from 0 and ``all`` (or empty) means every layer;
+#: ``exit.layers`` counts the layers below an exit, so it starts at 1.
+LAYER_LIST_KEYS: dict[str, tuple[bool, int]] = {
+    "attention.layers": (True, 0),
+    "exit.layers": (False, 1),
+}
+
+
 def _layer_tuple(field: str, value: Any, *, allow_empty: bool, lo: int) -> tuple[int, ...]:
-    """Normalise ``"1,2"``, ``2``, ``[2, 1]`` to ``(1, 2)``; one-line error otherwise."""
+    """Normalise ``"1,2"``, ``2``, ``[2, 1]`` to ``(1, 2)`` (and ``"all"`` to ``()`` where
+    every layer is allowed); one-line error otherwise."""
     allowed = f"{'' if allow_empty else 'a non-empty '}comma-separated list of integers >= {lo}"
+    if allow_empty:
+        allowed = f"all or a {allowed}"
     items: list[Any]
     if isinstance(value, str):
         items = [t.strip() for t in value.strip("()[] ").split(",") if t.strip()]
@@ -38,6 +50,8 @@ def _layer_tuple(field: str, value: Any, *, allow_empty: bool, lo: int) -> tuple
         items = list(value)
     else:
         raise ConfigError(field, value, allowed)
+    if allow_empty and len(items) == 1 and str(items[0]).strip().lower() == "all":
+        items = []  # "all" may arrive split into ("all",) by the flat-key parser
     out: set[int] = set()
     for item in items:
         if isinstance(item, str):
@@ -51,6 +65,18 @@ def _layer_tuple(field: str, value: Any, *, allow_empty: bool, lo: int) -> tuple
     if not out and not allow_empty:
         raise ConfigError(field, value, allowed)
     return tuple(sorted(out))
+
+
+def layer_list_text(key: str, value: Any) -> str:
+    """The canonical text of a layer-list value of ``key`` (one of :data:`LAYER_LIST_KEYS`):
+    ``"0,2"`` for ``[2, 0]``, ``"2"``, ``" 0, 2"``; ``"all"`` for every layer.
+
+    Raises:
+        ConfigError: Not a list of layer indices (naming ``key`` and what is allowed).
+    """
+    allow_empty, lo = LAYER_LIST_KEYS[key]
+    layers = _layer_tuple(key, value, allow_empty=allow_empty, lo=lo)
+    return ",".join(map(str, layers)) or "all"
 
 
 @dataclass(frozen=True)
@@ -68,6 +94,9 @@ class TensorConfig:
             ranks, an integer >= 1.
         targets: A non-empty subset of embeddings, attention.
     """
+
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"rank": 10**9}
 
     method: Literal["cp", "tucker", "tt"] = "tt"
     rank: int = 16
@@ -109,6 +138,9 @@ class ExitConfig:
         batch_size: Examples per step, >= 1.
     """
 
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"threshold": 1.0}
+
     layers: tuple[int, ...] = (1,)
     threshold: float = 0.9
     steps: int = 200
@@ -141,8 +173,13 @@ class AttentionConfig:
             ``window`` tokens and the two neighbouring blocks: O(n * 3w) instead of O(n^2))
             or ``linear`` (kernelised, phi(x) = elu(x) + 1: O(n * d^2)).
         window: Block size of local attention, an integer >= 1.
-        layers: Encoder layer indices (0-based) to change; empty = every layer.
+        layers: Encoder layer indices (0-based) to change, e.g. ``"0,2"``; empty or
+            ``"all"`` = every layer. A dimension of the search space like the other keys
+            (``attention.layers: [all, "0", "0,1"]``).
     """
+
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"kind": "softmax"}
 
     kind: Literal["softmax", "local", "linear"] = "local"
     window: int = 16

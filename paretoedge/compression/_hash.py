@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from paretoedge.compression._transform import Step, register_transform
 from paretoedge.errors import ConfigError
@@ -44,6 +44,9 @@ class HashConfig:
         ratio: Real parameters per virtual weight, in (0, 1]; 1 leaves the layers alone.
         targets: Layer groups whose Linears are hashed, a subset of attention, ffn.
     """
+
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"ratio": 1.0}
 
     ratio: float = 0.25
     targets: tuple[str, ...] = HASH_TARGETS

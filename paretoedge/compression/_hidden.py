@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from paretoedge.compression._transform import Step, register_transform
 from paretoedge.errors import ConfigError
@@ -44,6 +44,9 @@ class HiddenConfig:
     Attributes:
         keep: In (0, 1]; at least one channel stays; 1 changes nothing.
     """
+
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"keep": 1.0}
 
     keep: float = 0.75
 

@@ -77,8 +77,10 @@ def binarize(w: torch.Tensor) -> torch.Tensor:
 
 def ternarize(w: torch.Tensor) -> torch.Tensor:
     """2 bits: ``{-alpha, 0, +alpha}`` per row. Weights with ``|w| <= delta`` become 0,
-    ``delta = TERNARY_DELTA * mean|w|`` (a statistics-based threshold); ``alpha`` is the
-    mean |w| of the weights kept (the L2-optimal scale for that support)."""
+    ``delta = TERNARY_DELTA * mean|w|`` (a statistics-based threshold, TWN's approximation
+    as TernaryBERT uses it; not a learned parameter: under QAT it is recomputed from the
+    float weights at every forward pass); ``alpha`` is the mean |w| of the weights kept
+    (the L2-optimal scale for that support)."""
     delta = TERNARY_DELTA * w.abs().mean(dim=1, keepdim=True)
     keep = w.abs() > delta
     alpha = (w.abs() * keep).sum(dim=1, keepdim=True) / keep.sum(dim=1, keepdim=True).clamp_min(1)

@@ -24,7 +24,7 @@ file of :func:`~paretoedge.compression.save_compressed`, which re-ties them on l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from paretoedge.compression._transform import Step, register_transform
 from paretoedge.errors import ConfigError
@@ -49,6 +49,9 @@ class ShareConfig:
         init: The shared weights start as the element-wise ``"mean"`` of the group's
             blocks or as its ``"first"`` block.
     """
+
+    #: Field values that leave the model as it is (the search places baselines with them).
+    IDENTITY: ClassVar[dict[str, Any]] = {"groups": 10**9}
 
     groups: int = 2
     init: Literal["mean", "first"] = "mean"

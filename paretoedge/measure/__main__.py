@@ -28,9 +28,9 @@ def parse_cpus(text: str | None) -> tuple[int, ...] | None:
         raise ConfigError("--cpus", text, "comma-separated CPU numbers, e.g. 0,1") from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str = "python -m paretoedge.measure") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m paretoedge.measure",
+        prog=prog,
         description="Time model files in one runtime and write the CSV paretoedge calibrate reads.",
     )
     parser.add_argument("files", nargs="+", help="model files (.onnx, .pte, .tflite)")

@@ -7,6 +7,24 @@ return frozen records. Optuna's own tables live in the same database; the contro
 gets its storage from :func:`optuna_storage`. Every driver error surfaces as
 :class:`paretoedge.errors.StorageError`.
 
+Each data-access function takes the :class:`Storage` first and everything else by
+keyword, runs in one transaction (retried on transient conflicts, see :meth:`Storage.run`)
+and returns frozen records, never ORM rows. The functions live in one module per concern:
+``_studies``, ``_candidates`` (with their device metrics), ``_fronts``, ``_artifacts``,
+``_measured`` and ``_claims``; ``_convert`` turns rows into records and ``_common`` holds
+the argument checks and lookups they share.
+
+Concurrency contract (several worker processes on one study):
+- ``create_study`` is idempotent: the same name with the same config returns the stored
+  study; a different config is a :class:`~paretoedge.errors.ConfigError` naming ``study``.
+- ``upsert_candidate`` and ``upsert_device_metrics`` are single ``INSERT ... ON CONFLICT
+  DO UPDATE`` statements on their unique keys, so two processes (or a retried trial)
+  writing the same ``(study, trial_number)`` or ``(candidate, device)`` never create a
+  duplicate and never fail on the unique constraint.
+- ``replace_front`` swaps a device's whole ranking in one transaction, serialised per
+  study, so readers see the old or the new front, never a mixture.
+Nothing is deleted except the front rows that ``replace_front`` replaces.
+
 Example::
 
     storage = open_storage("sqlite:///paretoedge.db")
@@ -23,28 +41,26 @@ Example::
 
 from __future__ import annotations
 
-from paretoedge.storage._api import (
-    add_artifact,
-    add_study_device,
-    create_study,
+from paretoedge.storage._artifacts import add_artifact, list_artifacts
+from paretoedge.storage._candidates import (
     get_candidate,
-    get_front,
-    get_study,
-    list_artifacts,
     list_candidates,
-    list_studies,
-    replace_front,
-    set_study_status,
     set_test_accuracy,
     upsert_candidate,
     upsert_device_metrics,
     upsert_device_metrics_many,
 )
 from paretoedge.storage._engine import Storage, check_url, open_storage, parse_url
+from paretoedge.storage._fronts import get_front, replace_front
 from paretoedge.storage._measured import (
     MeasuredLatencyRecord,
     get_measured_latencies,
     upsert_measured_latency,
+)
+from paretoedge.storage._measured_memory import (
+    MeasuredMemoryRecord,
+    get_measured_memory,
+    upsert_measured_memory,
 )
 from paretoedge.storage._migrate import current_revision, head_revision, upgrade_schema
 from paretoedge.storage._optuna import optuna_storage
@@ -68,6 +84,13 @@ from paretoedge.storage._records import (
     StudyStatus,
     StudySummary,
 )
+from paretoedge.storage._studies import (
+    add_study_device,
+    create_study,
+    get_study,
+    list_studies,
+    set_study_status,
+)
 
 __all__ = [
     "ARTIFACT_KINDS",
@@ -85,6 +108,7 @@ __all__ = [
     "FrontPage",
     "FrontSort",
     "MeasuredLatencyRecord",
+    "MeasuredMemoryRecord",
     "ObjectiveRecord",
     "Storage",
     "StudyRecord",
@@ -98,6 +122,7 @@ __all__ = [
     "get_candidate",
     "get_front",
     "get_measured_latencies",
+    "get_measured_memory",
     "get_study",
     "head_revision",
     "list_artifacts",
@@ -114,4 +139,5 @@ __all__ = [
     "upsert_device_metrics",
     "upsert_device_metrics_many",
     "upsert_measured_latency",
+    "upsert_measured_memory",
 ]

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
-from paretoedge.storage._api import _check_int, _study_row, _utc
+from paretoedge.storage._common import check_int, study_row
+from paretoedge.storage._convert import utc
 from paretoedge.storage._models import CandidateRow, TrialClaimRow, utcnow
 from paretoedge.storage._owner import Owner
 
@@ -81,7 +82,7 @@ def _claim(row: object) -> TrialClaim:
             pid=cast(int, r["owner_pid"]),
             started=cast(int, r["owner_started"]),
         ),
-        created_at=_utc(cast(datetime, r["created_at"])),
+        created_at=utc(cast(datetime, r["created_at"])),
     )
 
 
@@ -140,12 +141,12 @@ def claim_trial(
     from sqlalchemy import delete, select
 
     if budget is not None:
-        _check_int("budget", budget)
+        check_int("budget", budget)
 
     def work(session: Session) -> int | None:
-        study_row = _study_row(session, study, for_update=True)
-        study_id = study_row["id"]
-        optuna_name = study_row["optuna_study_name"]
+        row = study_row(session, study, for_update=True)
+        study_id = row["id"]
+        optuna_name = row["optuna_study_name"]
         used = _count_done(session, optuna_name)
         claims = [
             _claim(r._mapping)
@@ -203,10 +204,10 @@ def bind_claim(
     """
     from sqlalchemy import delete, update
 
-    _check_int("trial_number", trial_number)
+    check_int("trial_number", trial_number)
 
     def work(session: Session) -> None:
-        study_id = _study_row(session, study)["id"]
+        study_id = study_row(session, study)["id"]
         values = _owner_values(owner)
         if claim_id is not None:
             session.execute(
@@ -224,9 +225,9 @@ def bind_claim(
             ).first()
             if bound is not None:
                 return
-        from paretoedge.storage._api import _insert
+        from paretoedge.storage._common import insert_for
 
-        stmt = _insert(session, _CLAIMS).values(
+        stmt = insert_for(session, _CLAIMS).values(
             study_id=study_id, trial_number=trial_number, created_at=utcnow(), **values
         )
         session.execute(
@@ -252,7 +253,7 @@ def drop_claims(storage: Storage, *, study: str, trial_numbers: Iterable[int]) -
         return
 
     def work(session: Session) -> None:
-        study_id = _study_row(session, study)["id"]
+        study_id = study_row(session, study)["id"]
         session.execute(
             delete(_CLAIMS).where(
                 _CLAIMS.c.study_id == study_id, _CLAIMS.c.trial_number.in_(numbers)
@@ -267,7 +268,7 @@ def list_claims(storage: Storage, *, study: str) -> tuple[TrialClaim, ...]:
     from sqlalchemy import select
 
     def work(session: Session) -> tuple[TrialClaim, ...]:
-        study_id = _study_row(session, study)["id"]
+        study_id = study_row(session, study)["id"]
         rows = session.execute(
             select(_CLAIMS).where(_CLAIMS.c.study_id == study_id).order_by(_CLAIMS.c.id)
         )

@@ -1,6 +1,6 @@
 """Measured latencies stored beside the predictions (``pe_measured_latency``).
 
-Same contract as :mod:`paretoedge.storage._api`: keyword-only functions, one transaction
+Same contract as :mod:`paretoedge.storage`: keyword-only functions, one transaction
 each, frozen records out. ``upsert_measured_latency`` is one ``INSERT ... ON CONFLICT DO
 UPDATE`` on ``(candidate_id, device)``, so re-verifying a front replaces the older
 measurement and never duplicates it. Predictions in ``pe_device_metrics`` are never
@@ -144,14 +144,14 @@ def upsert_measured_latency(
     }
 
     def work(session: Session) -> MeasuredLatencyRecord:
-        from paretoedge.storage._api import _insert
+        from paretoedge.storage._common import insert_for
 
         found = session.execute(
             select(_CANDIDATES.c.id).where(_CANDIDATES.c.id == candidate_id)
         ).first()
         if found is None:
             raise NotFoundError(f"candidate id {candidate_id} not found")
-        stmt = _insert(session, _MEASURED)
+        stmt = insert_for(session, _MEASURED)
         stmt = stmt.on_conflict_do_update(
             index_elements=["candidate_id", "device"],
             set_={k: stmt.excluded[k] for k in values if k not in ("candidate_id", "device")},

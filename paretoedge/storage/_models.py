@@ -1,6 +1,6 @@
 """SQLAlchemy 2 declarative models of the ``pe_*`` tables.
 
-These are private: the data-access functions in :mod:`paretoedge.storage._api` turn rows
+These are private: the data-access functions in :mod:`paretoedge.storage` turn rows
 into the frozen records of :mod:`paretoedge.storage._records`. The schema itself is
 created and upgraded by the Alembic revisions in ``migrations/versions``; a test checks
 that the head revision and these models agree (``alembic.autogenerate.compare_metadata``).
@@ -116,6 +116,9 @@ class DeviceMetricsRow(Base):
     sram_bytes: Mapped[int | None] = mapped_column(BigInteger)
     feasible: Mapped[bool] = mapped_column(Boolean)
     violations: Mapped[list[Any]] = mapped_column(JSONType)
+    #: Early-exit candidates: the latency when no exit is taken (``latency_ms`` is the
+    #: expected latency over the exit distribution); NULL for every other candidate.
+    latency_worst_ms: Mapped[float | None] = mapped_column(Float)
 
 
 class FrontRow(Base):
@@ -208,4 +211,26 @@ class MeasuredLatencyRow(Base):
     min_ms: Mapped[float] = mapped_column(Float)
     spread: Mapped[float] = mapped_column(Float)
     predicted_ms: Mapped[float] = mapped_column(Float)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MeasuredMemoryRow(Base):
+    """A candidate's MCU flash and SRAM measured by TFLM, beside what the model predicted.
+
+    Written by ``bench/tflm_memory.py store`` (:mod:`paretoedge.storage._measured_memory`);
+    one row per ``(candidate, device)``, replaced by a newer measurement.
+    """
+
+    __tablename__ = "pe_measured_memory"
+    __table_args__ = (UniqueConstraint("candidate_id", "device"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("pe_candidates.id", ondelete="CASCADE"))
+    device: Mapped[str] = mapped_column(String(64))
+    runtime: Mapped[str] = mapped_column(String(32))
+    flash_bytes: Mapped[int] = mapped_column(BigInteger)
+    sram_bytes: Mapped[int] = mapped_column(BigInteger)
+    predicted_flash_bytes: Mapped[int] = mapped_column(BigInteger)
+    predicted_sram_bytes: Mapped[int] = mapped_column(BigInteger)
+    pointer_bytes: Mapped[int] = mapped_column(Integer)
     measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

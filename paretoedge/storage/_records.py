@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from paretoedge._types import Direction
+
+if TYPE_CHECKING:
+    from paretoedge.compression import CompressionSpec
 
 StudyStatus = Literal["running", "finished", "stopped", "failed"]
 CandidateState = Literal["running", "complete", "pruned", "failed"]
@@ -116,11 +119,16 @@ class DeviceMetricsRecord:
     sram_bytes: int | None
     feasible: bool
     violations: tuple[str, ...]
+    #: Early-exit candidates: the latency when every exit declines (the full prefix, every
+    #: exit head on the way); ``latency_ms`` is then the expected latency over the
+    #: validation set's exit distribution. None for candidates without exits.
+    latency_worst_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "device": self.device,
             "latency_ms": self.latency_ms,
+            "latency_worst_ms": self.latency_worst_ms,
             "peak_memory_bytes": self.peak_memory_bytes,
             "energy_mj": self.energy_mj,
             "flash_bytes": self.flash_bytes,
@@ -134,6 +142,10 @@ class DeviceMetricsRecord:
 class CandidateRecord:
     """One trial of a study: its compression spec and device-independent metrics.
 
+    ``spec`` is the typed :class:`~paretoedge.compression.CompressionSpec` (stored as its
+    versioned document); :attr:`flat` gives its dotted keys for the edges that speak them
+    (tables, JSON output, Optuna parameters).
+
     ``metrics`` holds the device metrics that were loaded with it: every device for
     :func:`get_candidate`, the asked device only for :func:`get_front` and for
     :func:`list_candidates` called with ``device=``.
@@ -145,7 +157,7 @@ class CandidateRecord:
     state: CandidateState
     is_baseline: bool
     baseline_name: str | None
-    spec: Mapping[str, Any]
+    spec: CompressionSpec
     accuracy: float | None
     test_accuracy: float | None
     size_bytes: int | None
@@ -155,6 +167,11 @@ class CandidateRecord:
     wall_s: float | None
     created_at: datetime
     metrics: tuple[DeviceMetricsRecord, ...] = field(default=(), compare=True)
+
+    @property
+    def flat(self) -> dict[str, Any]:
+        """The spec as dotted keys, every field of every set transform (``to_flat``)."""
+        return self.spec.to_flat()
 
     def metrics_for(self, device: str) -> DeviceMetricsRecord | None:
         """The metrics of this candidate on ``device``, or ``None`` when not loaded/stored."""
@@ -170,7 +187,7 @@ class CandidateRecord:
             "state": self.state,
             "is_baseline": self.is_baseline,
             "baseline_name": self.baseline_name,
-            "spec": dict(self.spec),
+            "spec": self.flat,
             "accuracy": self.accuracy,
             "test_accuracy": self.test_accuracy,
             "size_bytes": self.size_bytes,

@@ -133,3 +133,61 @@ def populate(url: str, *, study: str = STUDY) -> None:
             )
     finally:
         storage.close()
+
+
+EXIT_STUDY = "ex"
+
+
+def populate_exits(url: str, *, study: str = EXIT_STUDY) -> dict[int, tuple[float, float | None]]:
+    """A small study where one candidate has early exits: its latency on each device is the
+    expected one and ``latency_worst_ms`` the full path's; the others have no worst case.
+    Returns ``{trial: (rpi4 latency, rpi4 worst case)}``."""
+    from paretoedge import storage as st
+
+    storage = st.open_storage(url)
+    rows = {
+        0: ({}, "teacher", 0.80, 10.0, None),
+        1: ({"exit.layers": "1", "exit.threshold": 0.9}, None, 0.78, 6.5, 10.4),
+        2: ({"prune.sparsity": 0.5}, None, 0.75, 8.0, None),
+    }
+    try:
+        st.create_study(
+            storage,
+            name=study,
+            config={"name": study, "model": "tiny-bert", "task": "sentiment", "seed": 0},
+            devices=list(DEVICES),
+            objectives=[
+                {"name": "accuracy", "device": None, "direction": "maximize"},
+                *({"name": "latency_ms", "device": d, "direction": "minimize"} for d in DEVICES),
+            ],
+            seed=0,
+        )
+        ids = {}
+        for n, (spec, baseline, acc, lat, worst) in rows.items():
+            c = st.upsert_candidate(
+                storage,
+                study=study,
+                trial_number=n,
+                state="complete",
+                spec=spec,
+                accuracy=acc,
+                size_bytes=1_000_000,
+                is_baseline=baseline is not None,
+                baseline_name=baseline,
+            )
+            ids[n] = c.id
+            for d in DEVICES:
+                st.upsert_device_metrics(
+                    storage,
+                    candidate_id=c.id,
+                    device=d,
+                    latency_ms=lat * SPEED[d],
+                    latency_worst_ms=None if worst is None else worst * SPEED[d],
+                    peak_memory_bytes=2_000_000,
+                )
+        for d in DEVICES:
+            st.replace_front(storage, study=study, device=d, ranks={i: 0 for i in ids.values()})
+    finally:
+        storage.close()
+    return {n: (lat * SPEED["rpi4"], None if w is None else w * SPEED["rpi4"])
+            for n, (_, _, _, lat, w) in rows.items()}  # fmt: skip

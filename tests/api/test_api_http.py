@@ -388,3 +388,27 @@ def test_launch_a_study_and_stop_it(server: Server) -> None:
         finally:
             storage.close()
     assert sys.executable  # the child ran this interpreter's paretoedge
+
+
+def test_front_and_trial_carry_the_worst_case_of_an_early_exit_candidate(
+    tmp_path: Path,
+) -> None:
+    """The same routes, in-process on a study with an early-exit candidate: its expected
+    latency in ``latency_ms``, the full path in ``latency_worst_ms``; None elsewhere."""
+    from _query_data import EXIT_STUDY, populate_exits
+    from fastapi.testclient import TestClient
+
+    from paretoedge.api import create_app
+
+    url = f"sqlite:///{tmp_path / 'ex.db'}"
+    truth = populate_exits(url)
+    with TestClient(create_app(storage_url=url)) as client:
+        front = client.get(f"/studies/{EXIT_STUDY}/front", params={"device": "rpi4"}).json()
+        trial = client.get(f"/studies/{EXIT_STUDY}/trials/1").json()
+        schema = client.get("/openapi.json").json()["components"]["schemas"]
+    got = {e["trial"]: (e["latency_ms"], e["latency_worst_ms"]) for e in front["entries"]}
+    assert got == truth
+    assert trial["metrics"]["rpi4"]["latency_worst_ms"] == truth[1][1]
+    assert trial["metrics"]["host"]["latency_worst_ms"] > trial["metrics"]["host"]["latency_ms"]
+    assert "latency_worst_ms" in schema["FrontEntryOut"]["properties"]
+    assert "latency_worst_ms" in schema["DeviceMetricsOut"]["properties"]

@@ -174,3 +174,12 @@ def test_recovery_distills_without_attention_maps(tiny_bert, tokenizer, small_ta
     assert result.applied == ("attention", "recovery")
     before = tiny_bert.get_submodule(ATT.format(0)).query.weight
     assert not torch.equal(result.model.get_submodule(ATT.format(0)).query.weight, before)
+
+
+@pytest.mark.parametrize("value", ["all", " ALL", "", (), ["all"]], ids=repr)
+def test_all_means_every_layer(tiny_bert, value):
+    config = AttentionConfig("linear", layers=value)
+    assert config.layers == ()
+    assert replace_attention(tiny_bert, config) == [0, 1]
+    spec = CompressionSpec.from_flat({"attention.kind": "linear", "attention.layers": "all"})
+    assert spec.attention == config and CompressionSpec.from_flat(spec.to_flat()) == spec

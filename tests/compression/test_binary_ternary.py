@@ -32,6 +32,23 @@ def test_binarize_and_ternarize_per_row():
     torch.testing.assert_close(t[1], torch.tensor([0.0, a, -a, a]))
 
 
+def test_ternary_threshold_follows_the_weights_under_qat():
+    """The threshold is statistics-based, not learned: the QAT quantiser has no parameters
+    and recomputes 0.7 * mean|w| from the current float weights at every forward pass."""
+    from paretoedge.compression._modules import UniformFakeQuant
+
+    quant = UniformFakeQuant(2)
+    assert list(quant.parameters()) == []
+    w = torch.tensor([[0.5, -1.5, 1.0, -0.25]], requires_grad=True)
+    assert quant(w).tolist() == [[0.0, -1.25, 1.25, 0.0]]
+    with torch.no_grad():  # a training step shrinks the large weights: the band moves
+        w[0, 1], w[0, 2] = -0.6, 0.55
+    # mean |w| = 0.475, delta = 0.3325: 0.5 now passes, alpha = mean(0.5, 0.6, 0.55)
+    torch.testing.assert_close(quant(w), torch.tensor([[0.55, -0.55, 0.55, 0.0]]))
+    quant(w).sum().backward()  # straight-through: the gradient reaches every weight
+    assert w.grad is not None and torch.equal(w.grad, torch.ones_like(w))
+
+
 @pytest.mark.parametrize(("bits", "levels"), [(1, 2), (2, 3)])
 def test_weights_take_at_most_two_or_three_values_per_row(tiny_bert, bits, levels):
     result = compress(tiny_bert, CompressionSpec.from_flat({"quant.bits": bits, **WEIGHT_ONLY}))

@@ -85,7 +85,7 @@ def test_compress_writes_model_onnx_and_reports(tmp_path, capsys):
     ):
         assert (out / name).is_file(), name
     meta = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
-    assert json.loads(meta["paretoedge.spec"])["_data"]["quant.bits"] == 8
+    assert json.loads(meta["paretoedge.spec"])["_data"]["quant"]["_data"]["bits"] == 8
     # the output directory is a model again: compress it further
     code = main(
         [

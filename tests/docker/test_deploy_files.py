@@ -107,7 +107,7 @@ def _name(req: str) -> str:
 def test_every_runtime_dependency_is_pinned() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = {_name(r) for r in project["dependencies"]}
-    for extra in ("postgres", "ray", "api"):
+    for extra in ("search", "postgres", "ray", "api"):
         wanted |= {_name(r) for r in project["optional-dependencies"][extra]}
     pins = {}
     for line in (DOCKER / "constraints.txt").read_text().splitlines():

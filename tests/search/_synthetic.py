@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from paretoedge.compression import CompressionSpec
 from paretoedge.objectives import DeviceMetrics, Evaluation
 from paretoedge.search import CandidateResult, Evaluator, StudyConfig
 
@@ -67,7 +68,7 @@ class SyntheticEvaluator(Evaluator):
 
     def evaluate(
         self,
-        flat: Mapping[str, Any],
+        spec: CompressionSpec,
         *,
         devices: Sequence[str],
         onnx_path: Path | None,
@@ -75,6 +76,7 @@ class SyntheticEvaluator(Evaluator):
         on_rung: Any = None,
     ) -> CandidateResult:
         start = time.perf_counter()
+        flat = spec.to_flat()
         log = os.environ.get("PE_TEST_LOG")
         if log:
             with open(log, "a") as fh:
@@ -94,7 +96,7 @@ class SyntheticEvaluator(Evaluator):
             part = replace(final, accuracy=round(final.accuracy - 0.2 * (1 - r / full), 6))
             if on_rung(r, part):
                 return CandidateResult(
-                    flat=dict(flat),
+                    spec=spec,
                     evaluation=part,
                     onnx_path=onnx_path,
                     fidelity=r,
@@ -102,19 +104,19 @@ class SyntheticEvaluator(Evaluator):
                     pruned=True,
                 )
         return CandidateResult(
-            flat=dict(flat),
+            spec=spec,
             evaluation=synthetic_evaluation(flat, devices),
             onnx_path=onnx_path,
             fidelity=int(flat.get("recovery.steps", 0)),
             wall_s=time.perf_counter() - start,
         )
 
-    def structural_metrics(self, flat: Mapping[str, Any], devices: Sequence[str]) -> Any:
+    def structural_metrics(self, spec: CompressionSpec, devices: Sequence[str]) -> Any:
         """The synthetic metrics minus accuracy; ``PE_TEST_LOG`` lines are not written (a
         costing is no evaluation)."""
         from paretoedge.search._cheap_metrics import StructuralMetrics
 
-        return StructuralMetrics.of(synthetic_evaluation(flat, devices))
+        return StructuralMetrics.of(synthetic_evaluation(spec.to_flat(), devices))
 
     def score_onnx(self, onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
         flat = json.loads(onnx_path.read_text())

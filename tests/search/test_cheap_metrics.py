@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from paretoedge.search import PipelineEvaluator, normalize_flat, parse_config
+from paretoedge.compression import CompressionSpec
+from paretoedge.search import PipelineEvaluator, parse_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.tvm]
 
@@ -39,7 +40,7 @@ def test_structural_metrics_match_the_trained_candidate(
             "devices": ["rpi4", "stm32h7"],
         }
     )
-    full = normalize_flat({**flat, "recovery.steps": 3})
+    full = CompressionSpec.from_flat({**flat, "recovery.steps": 3})
     ev = PipelineEvaluator(config)
     cheap = ev.structural_metrics(full, config.devices)
     trained = ev.evaluate(full, devices=config.devices, onnx_path=tmp_path / "m.onnx").evaluation

@@ -22,6 +22,7 @@ from _synthetic import (  # noqa: E402
     twin_trials,
 )
 
+from paretoedge.compression import CompressionSpec  # noqa: E402
 from paretoedge.search import (  # noqa: E402
     SearchRunner,
     add_device,
@@ -71,9 +72,9 @@ def test_study_stores_candidates_and_a_front_per_device(tmp_path: Path) -> None:
     cands = st.list_candidates(runner.storage, study="synthetic")
     assert len(cands) == 8 and all(c.state == "complete" for c in cands)
     assert [(c.trial_number, c.baseline_name) for c in cands[:2]] == [(0, "teacher"), (1, "int8")]
-    assert cands[0].spec == {} and cands[1].spec["quant.bits"] == 8
+    assert cands[0].spec == CompressionSpec() and cands[1].spec.quant.bits == 8
     for device in ("dev-a", "dev-b"):
-        evs = {c.trial_number: synthetic_evaluation(c.spec, [device]) for c in cands}
+        evs = {c.trial_number: synthetic_evaluation(c.flat, [device]) for c in cands}
         expected = _brute_front(runner.config, device, evs)
         page = st.get_front(runner.storage, study="synthetic", device=device)
         assert {e.candidate.trial_number for e in page.entries} == expected
@@ -104,7 +105,7 @@ def test_front_of_full_enumeration_matches_brute_force(tmp_path: Path) -> None:
         }
         expected = _brute_front(config, device, evs)
         page = st.get_front(runner.storage, study="synthetic", device=device)
-        got = {json.dumps(dict(e.candidate.spec), sort_keys=True) for e in page.entries}
+        got = {json.dumps(e.candidate.flat, sort_keys=True) for e in page.entries}
         assert got == expected
         assert 1 < len(expected) < len(points)
 
@@ -159,11 +160,11 @@ def test_add_device_scores_stored_candidates_without_reevaluating(
         artifacts_dir=tmp_path / "artifacts",
     )
     rebuilt = [json.loads(line)["flat"] for line in log.read_text().splitlines()]
-    spec3 = st.get_candidate(runner2.storage, study="synthetic", trial_number=3).spec
-    assert rebuilt == [dict(spec3)] and lost.is_file()
+    spec3 = st.get_candidate(runner2.storage, study="synthetic", trial_number=3).flat
+    assert rebuilt == [spec3] and lost.is_file()
     cands = st.list_candidates(runner2.storage, study="synthetic", device=device)
     assert all(c.metrics_for(device) is not None for c in cands)
-    evs = {c.trial_number: synthetic_evaluation(c.spec, [device]) for c in cands}
+    evs = {c.trial_number: synthetic_evaluation(c.flat, [device]) for c in cands}
     page = st.get_front(runner2.storage, study="synthetic", device=device)
     assert {e.candidate.trial_number for e in page.entries} == _brute_front(
         runner2.config, device, evs
@@ -254,4 +255,30 @@ def test_a_trial_that_died_before_its_row_was_written_gets_a_failed_row(tmp_path
     row = cands[orphan.number]
     assert row.state == "failed" and not row.is_baseline
     for key, value in params.items():
-        assert row.spec[key] == value
+        assert row.flat[key] == value
+
+
+def test_a_candidate_the_compression_configs_refuse_fails_without_a_row(tmp_path: Path) -> None:
+    """The space yields a typed spec: a value the configs refuse (possible in a study read
+    without its name checks) fails that trial in Optuna before anything is stored, the run
+    goes on, and the failed-row repair of resume skips it (there is no spec to store)."""
+    import optuna
+
+    from paretoedge import storage as st
+    from paretoedge.search._maintenance import sync_failed
+
+    config = synthetic_config(
+        space={"prune.sparsity": [0.99, 0.5], "quant.bits": [32, 8]},
+        baselines=[],
+        sampler={"name": "random"},
+        budget={"trials": 6},
+    )
+    runner = _runner(tmp_path, config)
+    runner.run()
+    trials = runner.study.get_trials()
+    failed = {t.number for t in trials if t.state == optuna.trial.TrialState.FAIL}
+    assert failed and all(t.params["prune.sparsity"] == 0.99 for t in trials if t.number in failed)
+    rows = {c.trial_number: c for c in st.list_candidates(runner.storage, study=config.name)}
+    assert not failed & set(rows)
+    assert all(c.spec.prune is not None and c.spec.prune.sparsity == 0.5 for c in rows.values())
+    assert sync_failed(runner, runner.study) == 0

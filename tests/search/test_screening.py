@@ -125,7 +125,7 @@ def _shares(runner: SearchRunner) -> dict[str, float]:
     cfg = runner.config
     universe = _universe(cfg)
     cands = st.list_candidates(runner.storage, study=cfg.name, states=["complete"])
-    got = [synthetic_evaluation(c.spec, DEVICES) for c in cands if not c.is_baseline]
+    got = [synthetic_evaluation(c.flat, DEVICES) for c in cands if not c.is_baseline]
     return {d: _hv(cfg, d, got, universe) / _hv(cfg, d, universe, universe) for d in DEVICES}
 
 

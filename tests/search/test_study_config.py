@@ -209,3 +209,131 @@ def test_names_are_checked_against_models_tasks_devices_and_transforms() -> None
             parse_config({**ok, **over})
         assert info.value.field == field, str(info.value)
         assert allowed in str(info.value)
+
+
+def test_layer_lists_are_a_search_dimension() -> None:
+    """``attention.layers`` (and ``exit.layers``) take choices like any key: text, an int
+    or a list of ints, ``all`` for every layer; equal lists written differently are one
+    choice; a sampled candidate builds a valid spec on the model."""
+    import optuna
+
+    from paretoedge.compression import CompressionSpec
+    from paretoedge.search._space import candidate_flat, suggest
+
+    space = {
+        "attention.kind": ["softmax", "local", "linear"],
+        "attention.layers": {
+            "choices": ["all", 0, [1], " 0, 1"],
+            "when": {"attention.kind": ["local", "linear"]},
+        },
+        "exit.layers": [1],
+    }
+    cfg = parse_config(base(devices=["rpi4"], constraints=[], space=space))
+    (layers,) = [p for p in cfg.space if p.key == "attention.layers"]
+    assert layers.choices == ("all", "0", "1", "0,1")
+    assert [p.choices for p in cfg.space if p.key == "exit.layers"] == [("1",)]
+    # softmax has no layers to choose: 1 + 2 kinds x 4 layer sets
+    assert len(list(enumerate_space(cfg.space))) == 9
+    seen = set()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(40):
+        trial = study.ask()
+        flat = candidate_flat(cfg, suggest(trial, cfg.space))
+        study.tell(trial, 0.0)
+        spec = CompressionSpec.from_flat(flat)
+        assert spec.attention is not None and spec.exit is not None
+        if spec.attention.kind != "softmax":
+            seen.add(spec.attention.layers)
+    assert seen == {(), (0,), (1,), (0, 1)}
+    fixed = parse_config(
+        base(
+            devices=["rpi4"],
+            constraints=[],
+            fixed={"attention.layers": [1, 0]},
+            space={"attention.kind": ["local"]},
+        )
+    )
+    assert dict(fixed.fixed) == {"attention.layers": "0,1"}
+
+
+@pytest.mark.parametrize(
+    ("space", "field", "allowed"),
+    [
+        ({"attention.layers": ["0", "5"]}, "space.attention.layers", "all or layers in 0..1"),
+        ({"attention.layers": ["x"]}, "space.attention.layers.choices", "all or a comma"),
+        ({"attention.layers": [True]}, "space.attention.layers.choices", "integers >= 0"),
+        ({"attention.layers": [["a"]]}, "space.attention.layers.choices", "integer layer"),
+        ({"attention.layers": [-1]}, "space.attention.layers.choices", "integers >= 0"),
+        ({"attention.layers": ["0,1", [1, 0]]}, "space.attention.layers.choices", "distinct"),
+        ({"attention.layers": {"low": 0, "high": 1}}, "space.attention.layers", "choices of"),
+        ({"exit.layers": ["all"]}, "space.exit.layers.choices", "integers >= 1"),
+        ({"exit.layers": ["1", "2"]}, "space.exit.layers", "layers in 1..1"),
+    ],
+    ids=[
+        "beyond-depth",
+        "text",
+        "bool",
+        "nested",
+        "negative",
+        "twice",
+        "range",
+        "exit-all",
+        "exit-depth",
+    ],
+)
+def test_layer_list_errors_name_the_field(space: dict[str, Any], field: str, allowed: str) -> None:
+    doc = base(devices=["rpi4"], constraints=[], space={"attention.kind": ["local"], **space})
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc)
+    msg = str(info.value)
+    assert info.value.field == field and allowed in msg and "\n" not in msg, msg
+
+
+def test_layer_lists_are_checked_against_the_model_depth() -> None:
+    """The depth comes from the model's config (MiniLM has 6 layers, tiny-bert 2), also for
+    ``fixed`` keys and ``--set model=...``."""
+    doc = base(devices=["rpi4"], constraints=[], space={"attention.kind": ["local"]},
+               fixed={"attention.layers": "5"})  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc)
+    assert info.value.field == "fixed.attention.layers"
+    assert "tiny-bert has 2 layers" in str(info.value)
+    cfg = parse_config(apply_overrides(doc, ["model=minilm"]))
+    assert dict(cfg.fixed)["attention.layers"] == "5"
+    # a stored config is re-read without the model (resume)
+    assert parse_config(doc, check_names=False).fixed
+
+
+def test_space_keys_and_types_derive_from_the_spec_fields() -> None:
+    """Every field of every transform config is a space key, typed as the edges write it."""
+    import dataclasses
+
+    from paretoedge.compression import CompressionSpec, identity_flat
+    from paretoedge.compression._transform import sections
+    from paretoedge.search._config import PARAM_TYPES, PREFIX_TYPES, param_type
+
+    fields = {
+        f"{section}.{f.name}"
+        for section, cls in sections().items()
+        for f in dataclasses.fields(cls)
+    }
+    assert set(PARAM_TYPES) | {p.rstrip(".") for p in PREFIX_TYPES} == fields
+    assert {f.name for f in dataclasses.fields(CompressionSpec)} == set(sections())
+    expected = {
+        "prune.sparsity": float,
+        "prune.scope": str,
+        "quant.bits": int,
+        "quant.act_bits": int,
+        "quant.qat": bool,
+        "lowrank.rank": int,
+        "lowrank.targets": str,
+        "distill.layers": int,
+        "distill.temperature": float,
+        "exit.layers": str,
+        "quant.layer_bits.ffn": int,
+    }
+    assert {k: param_type(k) for k in expected} == expected
+    # the identity values the baselines are placed with are valid settings themselves
+    identity = CompressionSpec.from_flat(identity_flat())
+    assert identity.quant is not None and identity.quant.bits == 32
+    assert identity.prune is not None and identity.prune.sparsity == 0.0

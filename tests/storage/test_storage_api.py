@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from _storage_helpers import DEVICES, study_kwargs
 
+from paretoedge.compression import CompressionSpec, PruneConfig, QuantConfig
 from paretoedge.errors import ConfigError, NotFoundError, StorageError
 from paretoedge.storage import (
     MAX_PAGE_SIZE,
@@ -183,7 +184,9 @@ def test_candidate_round_trip_with_metrics(storage: Storage) -> None:
     )
     got = get_candidate(storage, study="s1", trial_number=3)
     assert got.id == cand.id and got.is_baseline and got.baseline_name == "int8"
-    assert got.spec == {"prune.sparsity": 0.30000000000000004, "quant.bits": 8}
+    assert got.spec == CompressionSpec(
+        prune=PruneConfig(sparsity=0.30000000000000004), quant=QuantConfig(bits=8)
+    )
     assert (got.accuracy, got.size_bytes, got.parameters, got.fidelity) == (0.503, 1003, 503, 10)
     assert [m.device for m in got.metrics] == ["jetson", "rpi4"]
     rpi = got.metrics_for("rpi4")
@@ -234,6 +237,63 @@ def test_upsert_device_metrics_replaces(storage: Storage) -> None:
             storage, candidate_id=cand.id, device="rpi4", latency_ms=-1.0, peak_memory_bytes=1
         )
     assert err.value.field == "latency_ms"
+
+
+def test_worst_case_latency_of_an_early_exit_candidate(storage: Storage) -> None:
+    """The worst case is stored beside the expected latency, read back by every reader,
+    NULL for ordinary candidates, and refused below the expected latency."""
+    create_study(storage, **study_kwargs())
+    exits = _add(storage, "s1", 0, spec={"exit.layers": "1", "exit.threshold": 0.9})
+    plain = _add(storage, "s1", 1)
+    upsert_device_metrics(
+        storage,
+        candidate_id=exits.id,
+        device="rpi4",
+        latency_ms=0.8,
+        latency_worst_ms=1.25,
+        peak_memory_bytes=1,
+    )
+    upsert_device_metrics_many(
+        storage,
+        metrics=[
+            DeviceMetricsRecord(exits.id, "jetson", 0.1, 1, None, None, None, True, (), 0.1),
+            DeviceMetricsRecord(plain.id, "rpi4", 1.0, 1, None, None, None, True, ()),
+        ],
+    )
+    got = get_candidate(storage, study="s1", trial_number=0)
+    rpi, jetson = got.metrics_for("rpi4"), got.metrics_for("jetson")
+    assert rpi is not None and (rpi.latency_ms, rpi.latency_worst_ms) == (0.8, 1.25)
+    assert jetson is not None and jetson.latency_worst_ms == 0.1
+    assert got.to_dict()["metrics"]["rpi4"]["latency_worst_ms"] == 1.25
+    other = get_candidate(storage, study="s1", trial_number=1).metrics_for("rpi4")
+    assert other is not None and other.latency_worst_ms is None
+    replace_front(storage, study="s1", device="rpi4", ranks={exits.id: 0, plain.id: 0})
+    page = get_front(storage, study="s1", device="rpi4")
+    front = {e.candidate.trial_number: e.metrics for e in page.entries}
+    assert front[0].latency_worst_ms == 1.25 and front[1].latency_worst_ms is None
+    listed = list_candidates(storage, study="s1", device="rpi4")
+    assert [c.metrics[0].latency_worst_ms for c in listed] == [1.25, None]
+    for bad in (0.5, -1.0, float("nan")):
+        with pytest.raises(ConfigError) as err:
+            upsert_device_metrics(
+                storage,
+                candidate_id=exits.id,
+                device="rpi4",
+                latency_ms=0.8,
+                latency_worst_ms=bad,
+                peak_memory_bytes=1,
+            )
+        assert err.value.field == "latency_worst_ms" and "\n" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        upsert_device_metrics_many(
+            storage,
+            metrics=[
+                DeviceMetricsRecord(exits.id, "rpi4", 2.0, 1, None, None, None, True, (), 1.0)
+            ],
+        )
+    assert err.value.field == "metrics[0].latency_worst_ms"
+    stored = get_candidate(storage, study="s1", trial_number=0).metrics_for("rpi4")
+    assert stored is not None and stored.latency_worst_ms == 1.25  # nothing stored lost
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from _storage_helpers import DEVICES, expected_values
 
+from paretoedge.compression import CompressionSpec
 from paretoedge.storage import get_front, list_candidates, list_studies, open_storage
 
 WORKER = Path(__file__).with_name("_storage_worker.py")
@@ -66,7 +67,7 @@ def test_two_processes_write_the_same_study(fresh_url: str) -> None:
                 want["accuracy"],
                 want["size_bytes"],
             )
-            assert dict(c.spec) == want["spec"]
+            assert c.spec == CompressionSpec.from_flat(want["spec"])
             assert sorted(m.device for m in c.metrics) == sorted(DEVICES)
             for m in c.metrics:
                 assert m.latency_ms == want[m.device]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 
 import pytest
 from make_frozen_db import FROZEN, build
+from make_frozen_db_0006 import FROZEN_0006, populate
+from make_frozen_db_0006 import build as build_0006
 
 from paretoedge.errors import StorageError
 from paretoedge.storage import (
@@ -16,6 +19,7 @@ from paretoedge.storage import (
     get_candidate,
     get_front,
     get_measured_latencies,
+    get_measured_memory,
     get_study,
     head_revision,
     list_artifacts,
@@ -26,6 +30,7 @@ from paretoedge.storage import (
     upgrade_schema,
     upsert_candidate,
     upsert_measured_latency,
+    upsert_measured_memory,
 )
 from paretoedge.storage._engine import create_engine_for
 from paretoedge.storage._migrate import script_location
@@ -86,9 +91,12 @@ def test_scripts_ship_inside_the_package() -> None:
         "0004_claims_refront.py",
         "0005_measured_latency.py",
         "0006_artifact_kinds.py",
+        "0007_measured_memory.py",
+        "0008_latency_worst.py",
+        "0009_spec_documents.py",
     ]
     assert not (location / "alembic.ini").exists()
-    assert head_revision() == "0006"
+    assert head_revision() == "0009"
 
 
 def test_pyproject_package_data_covers_the_scripts() -> None:
@@ -331,6 +339,27 @@ def test_frozen_revision_0001_file_upgrades_to_head(tmp_path: Path) -> None:
             get_candidate(storage, study="frozen", trial_number=1).metrics_for("rpi4").latency_ms
             == 19.5
         )  # type: ignore[union-attr]
+        # ... and the measured-memory table of revision 0007, empty after the upgrade.
+        assert (
+            get_measured_memory(storage, candidate_ids=list(ids.values()), device="stm32h7") == {}
+        )
+        upsert_measured_memory(
+            storage,
+            candidate_id=ids[1],
+            device="stm32h7",
+            runtime="tflite-micro",
+            flash_bytes=1_000_000,
+            sram_bytes=100_000,
+            predicted_flash_bytes=1_010_000,
+            predicted_sram_bytes=95_000,
+            pointer_bytes=8,
+        )
+        mem = get_measured_memory(storage, candidate_ids=list(ids.values()), device="stm32h7")
+        assert list(mem) == [ids[1]]
+        assert mem[ids[1]].flash_error_pct == pytest.approx(1.0)
+        assert mem[ids[1]].sram_error_pct == pytest.approx(-5.0)
+        stm = get_candidate(storage, study="frozen", trial_number=1).metrics_for("stm32h7")
+        assert stm is not None and stm.violations == ("flash_bytes <= 2097152",)
 
 
 def test_upgrade_0003_to_head_keeps_rows_and_adds_measured_latency(empty_url: str) -> None:
@@ -344,6 +373,77 @@ def test_upgrade_0003_to_head_keeps_rows_and_adds_measured_latency(empty_url: st
         assert current_revision(storage.engine) == head_revision()
         assert "pe_measured_latency" in _tables(storage.engine)
         assert _schema_diff(storage.engine) == []
+
+
+def test_upgrade_0007_to_head_adds_the_worst_case_latency_and_downgrades(
+    empty_url: str,
+) -> None:
+    """0008 adds the nullable ``latency_worst_ms``: old metrics rows read back as None, new
+    ones store it; a downgrade to 0007 drops the column and keeps the rows."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from paretoedge.storage import upsert_device_metrics
+    from paretoedge.storage._migrate import alembic_config
+
+    t = {"t": "2026-01-01 00:00:00+00:00"}
+    engine = create_engine_for(empty_url)
+    try:
+        upgrade_schema(engine, "0007")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO pe_studies (name, optuna_study_name, config, devices, objectives,"
+                    " status, seed, created_at, updated_at) VALUES ('s', 's', '{}',"
+                    " '[\"rpi4\"]', '[]', 'running', 1, :t, :t)"
+                ),
+                t,
+            )
+            for n in (0, 1):
+                conn.execute(
+                    text(
+                        "INSERT INTO pe_candidates (study_id, trial_number, state, is_baseline,"
+                        " spec, created_at, updated_at)"
+                        " VALUES (1, :n, 'complete', false, '{}', :t, :t)"
+                    ),
+                    {"n": n, **t},
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO pe_device_metrics (candidate_id, device, latency_ms,"
+                    " peak_memory_bytes, feasible, violations)"
+                    " VALUES (1, 'rpi4', 2.5, 10, true, '[]')"
+                )
+            )
+    finally:
+        engine.dispose()
+    with open_storage(empty_url) as storage:
+        assert current_revision(storage.engine) == head_revision()
+        assert _schema_diff(storage.engine) == []
+        old = get_candidate(storage, study="s", trial_number=0).metrics_for("rpi4")
+        assert old is not None and old.latency_ms == 2.5 and old.latency_worst_ms is None
+        upsert_device_metrics(
+            storage,
+            candidate_id=2,
+            device="rpi4",
+            latency_ms=1.5,
+            latency_worst_ms=3.0,
+            peak_memory_bytes=10,
+        )
+        new = get_candidate(storage, study="s", trial_number=1).metrics_for("rpi4")
+        assert new is not None and new.latency_worst_ms == 3.0
+    engine = create_engine_for(empty_url)
+    try:
+        with engine.connect() as conn, conn.begin():
+            command.downgrade(alembic_config(conn), "0007")
+        assert current_revision(engine) == "0007"
+        columns = {c["name"] for c in inspect(engine).get_columns("pe_device_metrics")}
+        assert "latency_worst_ms" not in columns and "latency_ms" in columns
+        with engine.connect() as conn:
+            count = conn.execute(text("SELECT count(*) FROM pe_device_metrics")).scalar_one()
+        assert count == 2
+    finally:
+        engine.dispose()
 
 
 def _dump(path: Path) -> list[str]:
@@ -515,3 +615,185 @@ def test_upgrade_to_0004_ranks_a_study_left_without_fronts(empty_url: str) -> No
             assert ranks == _recomputed(storage, "empty", device)
         assert _ranks(storage, "ranked", "dev-a") == {0: 0}
         assert _ranks(storage, "ranked", "dev-b") == _recomputed(storage, "ranked", "dev-b")
+
+
+def _expected_0006_specs() -> dict[int, Any]:
+    """The specs of ``rev0006.sqlite``, written out as typed values (not via from_flat)."""
+    from paretoedge.compression import (
+        AttentionConfig,
+        CompressionSpec,
+        DistillConfig,
+        ExitConfig,
+        FFNConfig,
+        HeadsConfig,
+        LowRankConfig,
+        PruneConfig,
+        QuantConfig,
+        RecoveryConfig,
+        TensorConfig,
+    )
+    from paretoedge.compression._hash import HashConfig
+    from paretoedge.compression._hidden import HiddenConfig
+    from paretoedge.compression._share import ShareConfig
+
+    return {
+        0: CompressionSpec(),
+        1: CompressionSpec(quant=QuantConfig(bits=8)),
+        2: CompressionSpec(
+            prune=PruneConfig(sparsity=0.5),
+            quant=QuantConfig(bits=4, layer_bits=(("ffn", 8), ("layer.0", 2))),
+            recovery=RecoveryConfig(steps=20, lr=5e-5, batch_size=16),
+        ),
+        3: CompressionSpec(
+            distill=DistillConfig(layers=(0, 2)),
+            heads=HeadsConfig(keep=0.75),
+            ffn=FFNConfig(keep=0.5),
+            lowrank=LowRankConfig(energy=0.9, targets=("ffn", "embeddings")),
+        ),
+        4: CompressionSpec(
+            hidden=HiddenConfig(keep=0.5),
+            share=ShareConfig(groups=2),
+            tensor=TensorConfig(rank=8),
+            hash=HashConfig(ratio=0.25),
+            attention=AttentionConfig(kind="local"),
+            quant=QuantConfig(bits=16, act_bits=None),
+            exit=ExitConfig(layers=(1, 2)),
+        ),
+        5: CompressionSpec(prune=PruneConfig(sparsity=0.3)),
+        6: CompressionSpec(prune=PruneConfig(sparsity=0.6, scope="layer")),
+        7: CompressionSpec(quant=QuantConfig(bits=32, scheme="cluster")),
+    }
+
+
+def _raw_specs(engine: Any) -> dict[int, Any]:
+    import json
+
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT trial_number, spec FROM pe_candidates")).all()
+    return {n: json.loads(s) if isinstance(s, str) else s for n, s in rows}
+
+
+def test_frozen_revision_0006_file_upgrades_to_head_with_equal_candidates(tmp_path: Path) -> None:
+    """A database written at 0006 (flat specs) reads back, after 0009, the same candidates:
+    each spec is the typed spec the flat keys meant, every other column untouched."""
+    from make_frozen_db_0006 import CANDIDATES, LATENCY, RANKS
+
+    from paretoedge.compression import CompressionSpec
+    from paretoedge.storage import list_candidates
+
+    path = tmp_path / "old6.sqlite"
+    shutil.copyfile(FROZEN_0006, path)
+    url = f"sqlite:///{path}"
+    engine = create_engine_for(url)
+    try:
+        assert current_revision(engine) == "0006"
+        flat_before = _raw_specs(engine)
+    finally:
+        engine.dispose()
+    assert flat_before == {n: spec for n, _, _, spec, _, _ in CANDIDATES}
+    expected = _expected_0006_specs()
+    with open_storage(url) as storage:
+        assert current_revision(storage.engine) == head_revision()
+        assert _schema_diff(storage.engine) == []
+        stored = _raw_specs(storage.engine)
+        assert {(d["_type"], d["_version"]) for d in stored.values()} == {("CompressionSpec", 2)}
+        cands = list_candidates(storage, study="frozen6")
+        assert [c.trial_number for c in cands] == [n for n, *_ in CANDIDATES]
+        for c, (n, state, baseline, flat, accuracy, size) in zip(cands, CANDIDATES, strict=True):
+            assert c.spec == expected[n], n
+            # the flat view is what 0006 stored, completed with defaults where it was
+            # stored partial (trials 5 and 7)
+            assert c.flat == CompressionSpec.from_flat(flat).to_flat()
+            if n not in (5, 7):
+                assert c.flat == flat
+            assert (c.state, c.baseline_name) == (state, baseline)
+            assert c.is_baseline == (baseline is not None)
+            assert (c.accuracy, c.size_bytes) == (accuracy, size)
+            assert c.test_accuracy == (None if accuracy is None else accuracy - 0.01)
+            assert c.parameters == (None if size is None else size // 4)
+            m = c.metrics_for("rpi4")
+            assert (m.latency_ms if m else None) == LATENCY.get(n)
+            assert get_candidate(storage, study="frozen6", trial_number=n) == c
+        page = get_front(storage, study="frozen6", device="rpi4", max_rank=None)
+        assert {e.candidate.trial_number: e.rank for e in page.entries} == RANKS
+        assert {e.candidate.trial_number: e.candidate.spec for e in page.entries} == {
+            n: expected[n] for n in RANKS
+        }
+        (artifact,) = list_artifacts(storage, candidate_id=cands[2].id)
+        assert artifact.path == "trial-00002.onnx"
+        # the upgraded database takes new candidates as documents
+        upsert_candidate(
+            storage, study="frozen6", trial_number=8, state="running", spec=expected[2]
+        )
+        assert get_candidate(storage, study="frozen6", trial_number=8).spec == expected[2]
+
+
+def _canonical(dump: list[str]) -> list[str]:
+    """A dump with the clauses of each CREATE TABLE sorted: Alembic's batch mode (0006
+    re-creates pe_artifacts) writes the table's constraints in an order that varies
+    between processes; the rows and the constraints themselves do not."""
+    out = []
+    for statement in dump:
+        if statement.startswith("CREATE TABLE"):
+            head, _, body = statement.partition("(")
+            body = body.strip().removesuffix(");").strip()
+            statement = head + "(" + "|".join(sorted(c.strip() for c in body.split(", \n")))
+        out.append(statement)
+    return out
+
+
+def test_frozen_0006_file_matches_its_script(tmp_path: Path) -> None:
+    assert FROZEN_0006.stat().st_size < 64 * 1024
+    rebuilt = _dump(build_0006(tmp_path / "rebuilt6.sqlite"))
+    assert _canonical(rebuilt) == _canonical(_dump(FROZEN_0006))
+
+
+def test_0009_converts_flat_specs_and_back(empty_url: str) -> None:
+    """Upgrade 0006 -> 0009 -> downgrade -> upgrade on both backends: documents up, the
+    search's flat form down, and a flat spec the configs refuse kept whole both ways."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from paretoedge.compression import CompressionSpec
+    from paretoedge.storage._migrate import alembic_config
+
+    junk = {"quant.bits": 3, "prune.sparsity": "lots"}
+    engine = create_engine_for(empty_url)
+    try:
+        upgrade_schema(engine, "0006")
+        with engine.begin() as conn:
+            populate(conn)
+            conn.execute(
+                text(
+                    "INSERT INTO pe_candidates (id, study_id, trial_number, state, is_baseline,"
+                    " spec, created_at, updated_at) VALUES (100, 1, 100, 'failed', false, :s,"
+                    " :t, :t)"
+                ),
+                {"s": json.dumps(junk), "t": "2026-01-01 00:00:00+00:00"},
+            )
+        before = _raw_specs(engine)
+        upgrade_schema(engine)
+        up = _raw_specs(engine)
+        expected = _expected_0006_specs()
+        for n, spec in expected.items():
+            assert CompressionSpec.from_dict(up[n]) == spec
+            assert up[n] == spec.to_dict()
+        assert up[100] == {"_type": "CompressionSpec", "_version": 1, "_data": junk}
+        with open_storage(empty_url) as storage:
+            with pytest.raises(StorageError, match="trial 100 does not load: invalid prune"):
+                get_candidate(storage, study="frozen6", trial_number=100)
+            assert get_candidate(storage, study="frozen6", trial_number=2).spec == expected[2]
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0006")
+        assert current_revision(engine) == "0006"
+        down = _raw_specs(engine)
+        assert down[100] == junk
+        for n, flat in before.items():
+            if n != 100:
+                assert down[n] == CompressionSpec.from_flat(flat).to_flat()
+        upgrade_schema(engine)
+        assert _raw_specs(engine) == up
+    finally:
+        engine.dispose()
