@@ -149,7 +149,7 @@ def test_tiny_bert_study_stores_the_worst_case_per_device(
     storage = st.open_storage(url)
     try:
         cands = {c.trial_number: c for c in st.list_candidates(storage, study="tiny-exit")}
-        exit_trial = next(n for n, c in cands.items() if "exit.threshold" in c.spec)
+        exit_trial = next(n for n, c in cands.items() if "exit.threshold" in c.flat)
         teacher = next(c for c in cands.values() if c.baseline_name == "teacher")
         (onnx,) = [
             Path(a.path)
