@@ -22,7 +22,9 @@ Concurrency contract (several worker processes on one study):
   writing the same ``(study, trial_number)`` or ``(candidate, device)`` never create a
   duplicate and never fail on the unique constraint.
 - ``replace_front`` swaps a device's whole ranking in one transaction, serialised per
-  study, so readers see the old or the new front, never a mixture.
+  study, so readers see the old or the new front, never a mixture. ``extend_fronts`` adds
+  one trial's ranks only on top of the front version its caller ranked against (read with
+  ``read_front_changes``), so concurrent incremental writers never lose a candidate.
 Nothing is deleted except the front rows that ``replace_front`` replaces.
 
 Example::
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 from paretoedge.storage._artifacts import add_artifact, list_artifacts
 from paretoedge.storage._candidates import (
+    candidates_with_spec,
     get_candidate,
     list_candidates,
     set_test_accuracy,
@@ -51,7 +54,13 @@ from paretoedge.storage._candidates import (
     upsert_device_metrics_many,
 )
 from paretoedge.storage._engine import Storage, check_url, open_storage, parse_url
-from paretoedge.storage._fronts import get_front, replace_front
+from paretoedge.storage._fronts import (
+    extend_fronts,
+    get_front,
+    read_front_changes,
+    replace_front,
+    stale_fronts,
+)
 from paretoedge.storage._measured import (
     MeasuredLatencyRecord,
     get_measured_latencies,
@@ -74,8 +83,10 @@ from paretoedge.storage._records import (
     ArtifactRecord,
     CandidateRecord,
     CandidateState,
+    CandidateValues,
     DeviceMetricsRecord,
     Direction,
+    FrontChanges,
     FrontEntry,
     FrontPage,
     FrontSort,
@@ -91,6 +102,7 @@ from paretoedge.storage._studies import (
     list_studies,
     set_study_status,
 )
+from paretoedge.storage._trials import FinishedTrial, FrontExtension, finish_trial, start_trial
 
 __all__ = [
     "ARTIFACT_KINDS",
@@ -102,8 +114,12 @@ __all__ = [
     "ArtifactRecord",
     "CandidateRecord",
     "CandidateState",
+    "CandidateValues",
     "DeviceMetricsRecord",
     "Direction",
+    "FinishedTrial",
+    "FrontChanges",
+    "FrontExtension",
     "FrontEntry",
     "FrontPage",
     "FrontSort",
@@ -116,9 +132,12 @@ __all__ = [
     "StudySummary",
     "add_artifact",
     "add_study_device",
+    "candidates_with_spec",
     "check_url",
     "create_study",
     "current_revision",
+    "extend_fronts",
+    "finish_trial",
     "get_candidate",
     "get_front",
     "get_measured_latencies",
@@ -131,9 +150,12 @@ __all__ = [
     "open_storage",
     "optuna_storage",
     "parse_url",
+    "read_front_changes",
     "replace_front",
     "set_study_status",
     "set_test_accuracy",
+    "stale_fronts",
+    "start_trial",
     "upgrade_schema",
     "upsert_candidate",
     "upsert_device_metrics",

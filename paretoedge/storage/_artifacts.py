@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paretoedge.errors import ConfigError, NotFoundError
+from paretoedge.errors import ConfigError
 from paretoedge.storage._common import (
     ARTIFACTS,
-    CANDIDATES,
     check_choice,
     check_int,
     check_name,
     insert_for,
+    require_candidate,
 )
 from paretoedge.storage._convert import artifact_record
 from paretoedge.storage._models import utcnow
@@ -38,7 +38,6 @@ def add_artifact(
         ConfigError: Unknown kind, or a sha256 that is not 64 hex digits.
         NotFoundError: The candidate does not exist.
     """
-    from sqlalchemy import select
 
     check_int("candidate_id", candidate_id, minimum=1)
     check_choice("kind", kind, ARTIFACT_KINDS)
@@ -52,11 +51,7 @@ def add_artifact(
     check_int("bytes", bytes)
 
     def work(session: Session) -> ArtifactRecord:
-        exists = session.execute(
-            select(CANDIDATES.c.id).where(CANDIDATES.c.id == candidate_id)
-        ).first()
-        if exists is None:
-            raise NotFoundError(f"candidate id {candidate_id} not found")
+        require_candidate(session, candidate_id)
         stmt = insert_for(session, ARTIFACTS).values(
             candidate_id=candidate_id,
             kind=kind,

@@ -9,7 +9,7 @@ never fail on the unique constraint. The copies of accuracy, size and latency ke
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from paretoedge.errors import ConfigError, NotFoundError
@@ -28,12 +28,13 @@ from paretoedge.storage._common import (
     insert_for,
     study_row,
 )
-from paretoedge.storage._convert import candidate_record, metrics_record, spec_document
+from paretoedge.storage._convert import candidate_record, metrics_record, typed_spec
 from paretoedge.storage._models import utcnow
 from paretoedge.storage._records import (
     CANDIDATE_STATES,
     CandidateRecord,
     CandidateState,
+    CandidateValues,
     DeviceMetricsRecord,
 )
 
@@ -91,20 +92,69 @@ def upsert_candidate(
         ConfigError: Invalid values (the message names the field).
         NotFoundError: No such study.
     """
+    values = CandidateValues(
+        accuracy=accuracy,
+        test_accuracy=test_accuracy,
+        size_bytes=size_bytes,
+        parameters=parameters,
+        sparsity=sparsity,
+        fidelity=fidelity,
+        wall_s=wall_s,
+    )
+    return storage.run(
+        candidate_upsert(
+            study=study,
+            trial_number=trial_number,
+            state=state,
+            spec=spec,
+            values=values,
+            is_baseline=is_baseline,
+            baseline_name=baseline_name,
+        )
+    )
+
+
+#: No measurement: every column keeps its stored value.
+_NO_VALUES = CandidateValues()
+
+
+def _checked_values(values: CandidateValues) -> dict[str, Any]:
+    """``values`` as the candidate table's columns, each checked (the error names it).
+
+    Raises:
+        ConfigError: A value of the wrong type or out of range.
+    """
+    return {
+        "accuracy": check_float("accuracy", values.accuracy),
+        "test_accuracy": check_float("test_accuracy", values.test_accuracy),
+        "size_bytes": check_int("size_bytes", values.size_bytes, optional=True),
+        "parameters": check_int("parameters", values.parameters, optional=True),
+        "sparsity": check_float("sparsity", values.sparsity, minimum=0.0, maximum=1.0),
+        "fidelity": check_int("fidelity", values.fidelity, optional=True),
+        "wall_s": check_float("wall_s", values.wall_s, minimum=0.0),
+    }
+
+
+def candidate_upsert(
+    *,
+    study: str,
+    trial_number: int,
+    state: CandidateState,
+    spec: CompressionSpec | Mapping[str, Any],
+    values: CandidateValues = _NO_VALUES,
+    is_baseline: bool = False,
+    baseline_name: str | None = None,
+) -> Callable[[Session], CandidateRecord]:
+    """:func:`upsert_candidate`'s arguments checked now, its statements as a function of a
+    session (for transactions that write a candidate together with other rows)."""
     from sqlalchemy import and_, case, func, update
 
     check_int("trial_number", trial_number)
     check_choice("state", state, CANDIDATE_STATES)
-    spec_json = spec_document(spec)
-    measured = {
-        "accuracy": check_float("accuracy", accuracy),
-        "test_accuracy": check_float("test_accuracy", test_accuracy),
-        "size_bytes": check_int("size_bytes", size_bytes, optional=True),
-        "parameters": check_int("parameters", parameters, optional=True),
-        "sparsity": check_float("sparsity", sparsity, minimum=0.0, maximum=1.0),
-        "fidelity": check_int("fidelity", fidelity, optional=True),
-        "wall_s": check_float("wall_s", wall_s, minimum=0.0),
-    }
+    typed = typed_spec(spec)
+    spec_json = typed.to_dict()
+    spec_hash = typed.digest()
+    measured = _checked_values(values)
     if not isinstance(is_baseline, bool):
         raise ConfigError("is_baseline", is_baseline, "true, false")
     if baseline_name is not None:
@@ -118,6 +168,7 @@ def upsert_candidate(
             trial_number=trial_number,
             state=state,
             spec=spec_json,
+            spec_hash=spec_hash,
             is_baseline=is_baseline,
             baseline_name=baseline_name,
             created_at=now,
@@ -136,6 +187,7 @@ def upsert_candidate(
                     else_=new.state,
                 ),
                 "spec": new.spec,
+                "spec_hash": new.spec_hash,
                 "is_baseline": new.is_baseline,
                 "baseline_name": func.coalesce(new.baseline_name, CANDIDATES.c.baseline_name),
                 "updated_at": new.updated_at,
@@ -151,7 +203,7 @@ def upsert_candidate(
         )
         return candidate_record(row)
 
-    return storage.run(work)
+    return work
 
 
 def set_test_accuracy(
@@ -245,6 +297,71 @@ def list_candidates(
     return storage.run(work, readonly=True)
 
 
+def candidates_with_spec(
+    storage: Storage,
+    *,
+    study: str,
+    spec: CompressionSpec,
+    states: Iterable[CandidateState] | None = None,
+    baselines: bool = True,
+    devices: Sequence[str] = (),
+    limit: int | None = None,
+) -> tuple[CandidateRecord, ...]:
+    """The candidates of a study whose spec equals ``spec``, by trial number, with their
+    device metrics.
+
+    One lookup through the ``(study_id, spec_hash)`` index (:meth:`CompressionSpec.digest`),
+    whatever the size of the study; the specs found are compared with ``spec`` as well, so
+    a digest collision cannot return a different spec.
+
+    Args:
+        states: Only candidates in these states (default: all).
+        baselines: Include the study's baselines.
+        devices: Only candidates with metrics on every one of these devices.
+        limit: At most this many (the earliest trials), ``None`` for all.
+
+    Raises:
+        ConfigError: Unknown state, bad limit.
+        NotFoundError: No such study.
+    """
+    from sqlalchemy import func, select
+
+    state_list = None
+    if states is not None:
+        state_list = [check_choice("states", s, CANDIDATE_STATES) for s in states]
+    device_list = sorted({check_name("devices", d, DEVICE_MAX) for d in devices})
+    check_int("limit", limit, minimum=1, optional=True)
+    digest = spec.digest()
+
+    def work(session: Session) -> tuple[CandidateRecord, ...]:
+        study_id = study_row(session, study)["id"]
+        query = select(CANDIDATES).where(
+            CANDIDATES.c.study_id == study_id, CANDIDATES.c.spec_hash == digest
+        )
+        if state_list is not None:
+            query = query.where(CANDIDATES.c.state.in_(state_list))
+        if not baselines:
+            query = query.where(CANDIDATES.c.is_baseline.is_(False))
+        if device_list:
+            measured = (
+                select(func.count())
+                .where(METRICS.c.candidate_id == CANDIDATES.c.id, METRICS.c.device.in_(device_list))
+                .scalar_subquery()
+            )
+            query = query.where(measured == len(device_list))
+        query = query.order_by(CANDIDATES.c.trial_number)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = session.execute(query).mappings().all()
+        if not rows:
+            return ()
+        metrics = _metrics_by_candidate(session, [r["id"] for r in rows], None)
+        found = (candidate_record(r, metrics.get(r["id"], ())) for r in rows)
+        return tuple(c for c in found if c.spec == spec)
+
+    return storage.run(work, readonly=True)
+
+
 # ---------------------------------------------------------------------------- device metrics
 
 
@@ -287,14 +404,20 @@ def upsert_device_metrics_many(storage: Storage, *, metrics: Sequence[DeviceMetr
         ConfigError: Invalid values (the message names ``metrics[i].field``).
         NotFoundError: A candidate id does not exist.
     """
+    return storage.run(metrics_upsert(metrics))
+
+
+def metrics_upsert(metrics: Sequence[DeviceMetricsRecord]) -> Callable[[Session], int]:
+    """:func:`upsert_device_metrics_many`'s arguments checked now, its statements as a
+    function of a session."""
     from sqlalchemy import bindparam, select, update
 
     values = [_metrics_values(m, f"metrics[{i}].") for i, m in enumerate(metrics)]
-    if not values:
-        return 0
     wanted = {v["candidate_id"] for v in values}
 
     def work(session: Session) -> int:
+        if not values:
+            return 0
         found = set(
             session.execute(select(CANDIDATES.c.id).where(CANDIDATES.c.id.in_(wanted)))
             .scalars()
@@ -327,7 +450,7 @@ def upsert_device_metrics_many(storage: Storage, *, metrics: Sequence[DeviceMetr
             )
         return len(values)
 
-    return storage.run(work)
+    return work
 
 
 def upsert_device_metrics(

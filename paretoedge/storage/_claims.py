@@ -30,7 +30,7 @@ stable since Optuna 1.0 and is covered by the tests of this module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
@@ -202,6 +202,16 @@ def bind_claim(
     taking over a trial its driver claimed, a caller that runs ``objective`` itself), the
     trial's claim is created or handed to ``owner``.
     """
+    storage.run(
+        claim_binding(study=study, trial_number=trial_number, owner=owner, claim_id=claim_id)
+    )
+
+
+def claim_binding(
+    *, study: str, trial_number: int, owner: Owner, claim_id: int | None = None
+) -> Callable[[Session], None]:
+    """:func:`bind_claim`'s arguments checked now, its statements as a function of a
+    session."""
     from sqlalchemy import delete, update
 
     check_int("trial_number", trial_number)
@@ -234,7 +244,7 @@ def bind_claim(
             stmt.on_conflict_do_update(index_elements=["study_id", "trial_number"], set_=values)
         )
 
-    storage.run(work)
+    return work
 
 
 def release_claim(storage: Storage, *, claim_id: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from paretoedge.errors import ConfigError, NotFoundError
 from paretoedge.storage._models import (
@@ -23,8 +23,12 @@ from paretoedge.storage._models import (
 from paretoedge.storage._records import MAX_PAGE_SIZE
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from sqlalchemy import RowMapping, Table
     from sqlalchemy.orm import Session
+
+    from paretoedge.storage._engine import Storage
 
 
 STUDIES = cast("Table", StudyRow.__table__)
@@ -33,6 +37,7 @@ METRICS = cast("Table", DeviceMetricsRow.__table__)
 FRONT = cast("Table", FrontRow.__table__)
 ARTIFACTS = cast("Table", ArtifactRow.__table__)
 FINISHED = ("complete", "pruned", "failed")
+R = TypeVar("R")
 NAME_MAX = 200
 DEVICE_MAX = 64
 
@@ -105,6 +110,67 @@ def insert_for(session: Session, table: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table)
+
+
+def upsert_candidate_device_row(
+    storage: Storage,
+    table: Table,
+    values: Mapping[str, Any],
+    record: Callable[[Mapping[str, Any]], R],
+) -> R:
+    """Insert or replace the row of ``values``'s ``(candidate_id, device)`` in ``table`` (a
+    table keyed by candidate and device, e.g. measurements); returns ``record(values)``.
+
+    Raises:
+        NotFoundError: The candidate does not exist.
+    """
+
+    candidate_id = values["candidate_id"]
+
+    def work(session: Session) -> R:
+        require_candidate(session, candidate_id)
+        stmt = insert_for(session, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["candidate_id", "device"],
+            set_={k: stmt.excluded[k] for k in values if k not in ("candidate_id", "device")},
+        )
+        session.execute(stmt, [dict(values)])
+        return record(values)
+
+    return storage.run(work)
+
+
+def candidate_device_rows(
+    storage: Storage,
+    table: Table,
+    *,
+    candidate_ids: list[int],
+    device: str,
+    record: Callable[[Mapping[Any, Any]], R],
+) -> dict[int, R]:
+    """The rows of ``candidate_ids`` on ``device`` in ``table``, as records by candidate id."""
+    from sqlalchemy import select
+
+    if not candidate_ids:
+        return {}
+
+    def work(session: Session) -> dict[int, R]:
+        rows = session.execute(
+            select(table).where(table.c.candidate_id.in_(candidate_ids), table.c.device == device)
+        ).mappings()
+        return {r["candidate_id"]: record(r) for r in rows}
+
+    return storage.run(work, readonly=True, snapshot=False)
+
+
+def require_candidate(session: Session, candidate_id: int) -> None:
+    """Raise :class:`NotFoundError` unless a candidate with id ``candidate_id`` exists (before
+    writing a row that refers to it, so the error names the id instead of a foreign key)."""
+    from sqlalchemy import select
+
+    found = session.execute(select(CANDIDATES.c.id).where(CANDIDATES.c.id == candidate_id)).first()
+    if found is None:
+        raise NotFoundError(f"candidate id {candidate_id} not found")
 
 
 def study_row(session: Session, name: str, *, for_update: bool = False) -> RowMapping:

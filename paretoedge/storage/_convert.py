@@ -102,8 +102,8 @@ def artifact_record(row: RowMapping) -> ArtifactRecord:
     )
 
 
-def spec_document(spec: Any) -> dict[str, Any]:
-    """The document stored for ``spec``: a :class:`CompressionSpec`, or its flat dotted keys.
+def typed_spec(spec: Any) -> CompressionSpec:
+    """``spec`` as a :class:`CompressionSpec` (flat dotted keys are read like ``--set``).
 
     Raises:
         ConfigError: not a spec or a mapping (field ``spec``), or flat keys the compression
@@ -117,7 +117,7 @@ def spec_document(spec: Any) -> dict[str, Any]:
         spec = CompressionSpec.from_flat(spec)
     if not isinstance(spec, CompressionSpec):
         raise ConfigError("spec", spec, "a CompressionSpec or a mapping of dotted keys")
-    return spec.to_dict()
+    return spec
 
 
 def spec_from_column(value: Any, *, where: str = "candidate") -> CompressionSpec:

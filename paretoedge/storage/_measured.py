@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from paretoedge.errors import ConfigError, NotFoundError
-from paretoedge.storage._models import CandidateRow, MeasuredLatencyRow, utcnow
+from paretoedge.errors import ConfigError
+from paretoedge.storage._models import MeasuredLatencyRow, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
-    from sqlalchemy.orm import Session
 
     from paretoedge.storage._engine import Storage
 
 _MEASURED = cast("Table", MeasuredLatencyRow.__table__)
-_CANDIDATES = cast("Table", CandidateRow.__table__)
 
 
 @dataclass(frozen=True)
@@ -119,7 +117,6 @@ def upsert_measured_latency(
         ConfigError: A non-positive latency, thread or repeat count, or a negative spread.
         NotFoundError: The candidate does not exist.
     """
-    from sqlalchemy import select
 
     for field, value in (("threads", threads), ("repeats", repeats)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -143,40 +140,17 @@ def upsert_measured_latency(
         "measured_at": utcnow(),
     }
 
-    def work(session: Session) -> MeasuredLatencyRecord:
-        from paretoedge.storage._common import insert_for
+    from paretoedge.storage._common import upsert_candidate_device_row
 
-        found = session.execute(
-            select(_CANDIDATES.c.id).where(_CANDIDATES.c.id == candidate_id)
-        ).first()
-        if found is None:
-            raise NotFoundError(f"candidate id {candidate_id} not found")
-        stmt = insert_for(session, _MEASURED)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["candidate_id", "device"],
-            set_={k: stmt.excluded[k] for k in values if k not in ("candidate_id", "device")},
-        )
-        session.execute(stmt, [values])
-        return _record(values)
-
-    return storage.run(work)
+    return upsert_candidate_device_row(storage, _MEASURED, values, _record)
 
 
 def get_measured_latencies(
     storage: Storage, *, candidate_ids: list[int], device: str
 ) -> dict[int, MeasuredLatencyRecord]:
     """The stored measurements of ``candidate_ids`` on ``device``, by candidate id."""
-    from sqlalchemy import select
+    from paretoedge.storage._common import candidate_device_rows
 
-    if not candidate_ids:
-        return {}
-
-    def work(session: Session) -> dict[int, MeasuredLatencyRecord]:
-        rows = session.execute(
-            select(_MEASURED).where(
-                _MEASURED.c.candidate_id.in_(candidate_ids), _MEASURED.c.device == device
-            )
-        ).mappings()
-        return {r["candidate_id"]: _record(r) for r in rows}
-
-    return storage.run(work, readonly=True, snapshot=False)
+    return candidate_device_rows(
+        storage, _MEASURED, candidate_ids=candidate_ids, device=device, record=_record
+    )

@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from paretoedge.errors import ConfigError, NotFoundError
-from paretoedge.storage._models import CandidateRow, MeasuredMemoryRow, utcnow
+from paretoedge.errors import ConfigError
+from paretoedge.storage._models import MeasuredMemoryRow, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
-    from sqlalchemy.orm import Session
 
     from paretoedge.storage._engine import Storage
 
 _MEMORY = cast("Table", MeasuredMemoryRow.__table__)
-_CANDIDATES = cast("Table", CandidateRow.__table__)
 
 _SIZES = ("flash_bytes", "sram_bytes", "predicted_flash_bytes", "predicted_sram_bytes")
 
@@ -108,7 +106,6 @@ def upsert_measured_memory(
             or 8, or an empty/over-long device or runtime name.
         NotFoundError: The candidate does not exist.
     """
-    from sqlalchemy import select
 
     sizes = {
         "flash_bytes": flash_bytes,
@@ -133,40 +130,17 @@ def upsert_measured_memory(
         "measured_at": utcnow(),
     }
 
-    def work(session: Session) -> MeasuredMemoryRecord:
-        from paretoedge.storage._common import insert_for
+    from paretoedge.storage._common import upsert_candidate_device_row
 
-        found = session.execute(
-            select(_CANDIDATES.c.id).where(_CANDIDATES.c.id == candidate_id)
-        ).first()
-        if found is None:
-            raise NotFoundError(f"candidate id {candidate_id} not found")
-        stmt = insert_for(session, _MEMORY)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["candidate_id", "device"],
-            set_={k: stmt.excluded[k] for k in values if k not in ("candidate_id", "device")},
-        )
-        session.execute(stmt, [values])
-        return _record(values)
-
-    return storage.run(work)
+    return upsert_candidate_device_row(storage, _MEMORY, values, _record)
 
 
 def get_measured_memory(
     storage: Storage, *, candidate_ids: list[int], device: str
 ) -> dict[int, MeasuredMemoryRecord]:
     """The stored memory measurements of ``candidate_ids`` on ``device``, by candidate id."""
-    from sqlalchemy import select
+    from paretoedge.storage._common import candidate_device_rows
 
-    if not candidate_ids:
-        return {}
-
-    def work(session: Session) -> dict[int, MeasuredMemoryRecord]:
-        rows = session.execute(
-            select(_MEMORY).where(
-                _MEMORY.c.candidate_id.in_(candidate_ids), _MEMORY.c.device == device
-            )
-        ).mappings()
-        return {r["candidate_id"]: _record(r) for r in rows}
-
-    return storage.run(work, readonly=True, snapshot=False)
+    return candidate_device_rows(
+        storage, _MEMORY, candidate_ids=candidate_ids, device=device, record=_record
+    )

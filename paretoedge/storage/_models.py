@@ -71,6 +71,10 @@ class StudyRow(Base):
     seed: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Bumped by every transaction that writes the study's fronts (``pe_front.seq``).
+    front_version: Mapped[int] = mapped_column(Integer, server_default="0")
+    #: ``front_version`` of the last whole-ranking replacement (a reader's cache reloads).
+    front_reset: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class CandidateRow(Base):
@@ -79,6 +83,7 @@ class CandidateRow(Base):
         UniqueConstraint("study_id", "trial_number"),
         CheckConstraint("state IN ('running', 'complete', 'pruned', 'failed')", name="state"),
         Index(None, "study_id", "state"),
+        Index(None, "study_id", "spec_hash"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -88,6 +93,8 @@ class CandidateRow(Base):
     is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
     baseline_name: Mapped[str | None] = mapped_column(String(64))
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    #: :meth:`CompressionSpec.digest` of ``spec`` (NULL for a stored spec that does not load).
+    spec_hash: Mapped[str | None] = mapped_column(String(64))
     accuracy: Mapped[float | None] = mapped_column(Float)
     test_accuracy: Mapped[float | None] = mapped_column(Float)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
@@ -135,6 +142,7 @@ class FrontRow(Base):
     __table_args__ = (
         Index(None, "study_id", "device", "rank", "latency_ms"),
         Index(None, "candidate_id"),
+        Index(None, "study_id", "device", "seq"),
     )
 
     study_id: Mapped[int] = mapped_column(
@@ -148,6 +156,8 @@ class FrontRow(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     accuracy: Mapped[float | None] = mapped_column(Float)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    #: The study's ``front_version`` of the transaction that ranked this candidate first.
+    seq: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class ArtifactRow(Base):

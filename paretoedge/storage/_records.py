@@ -139,6 +139,25 @@ class DeviceMetricsRecord:
 
 
 @dataclass(frozen=True)
+class CandidateValues:
+    """The measured columns a candidate row is written with.
+
+    One value object for every write path (:func:`upsert_candidate`,
+    :func:`start_trial`, :func:`finish_trial`), so the columns are named and checked in one
+    place. ``None`` keeps the stored value: writing ``running`` again cannot erase an
+    accuracy.
+    """
+
+    accuracy: float | None = None
+    test_accuracy: float | None = None
+    size_bytes: int | None = None
+    parameters: int | None = None
+    sparsity: float | None = None
+    fidelity: int | None = None
+    wall_s: float | None = None
+
+
+@dataclass(frozen=True)
 class CandidateRecord:
     """One trial of a study: its compression spec and device-independent metrics.
 
@@ -210,6 +229,23 @@ class FrontEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, **self.candidate.to_dict(), "device": self.metrics.to_dict()}
+
+
+@dataclass(frozen=True)
+class FrontChanges:
+    """What a study's stored fronts gained since a version (:func:`read_front_changes`).
+
+    Attributes:
+        version: The study's front version now.
+        reload: The rankings were replaced since (or no version was given): ``rows`` hold
+            every ranked candidate, and a cache must start again from them.
+        rows: Device -> the ranked candidates added since the version (all of them when
+            ``reload``), each with its stored rank and its metrics on that device.
+    """
+
+    version: int
+    reload: bool
+    rows: Mapping[str, tuple[FrontEntry, ...]]
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,10 @@ def test_scripts_ship_inside_the_package() -> None:
         "0007_measured_memory.py",
         "0008_latency_worst.py",
         "0009_spec_documents.py",
+        "0010_spec_hash_front_seq.py",
     ]
     assert not (location / "alembic.ini").exists()
-    assert head_revision() == "0009"
+    assert head_revision() == "0010"
 
 
 def test_pyproject_package_data_covers_the_scripts() -> None:
@@ -795,5 +796,73 @@ def test_0009_converts_flat_specs_and_back(empty_url: str) -> None:
                 assert down[n] == CompressionSpec.from_flat(flat).to_flat()
         upgrade_schema(engine)
         assert _raw_specs(engine) == up
+    finally:
+        engine.dispose()
+
+
+def test_0010_backfills_spec_digests_and_downgrades(empty_url: str) -> None:
+    """0009 -> 0010 on both backends: every stored spec gets its digest (a spec that does
+    not load gets none), rows and fronts survive, and the downgrade drops only the new
+    columns."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from paretoedge.storage._migrate import alembic_config
+
+    junk = {"quant.bits": 3, "prune.sparsity": "lots"}
+    engine = create_engine_for(empty_url)
+    try:
+        upgrade_schema(engine, "0006")
+        with engine.begin() as conn:
+            populate(conn)
+            conn.execute(
+                text(
+                    "INSERT INTO pe_candidates (id, study_id, trial_number, state, is_baseline,"
+                    " spec, created_at, updated_at) VALUES (100, 1, 100, 'failed', false, :s,"
+                    " :t, :t)"
+                ),
+                {"s": json.dumps(junk), "t": "2026-01-01 00:00:00+00:00"},
+            )
+        upgrade_schema(engine, "0009")
+        with engine.connect() as conn:
+            counts = {
+                t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                for t in ("pe_candidates", "pe_device_metrics", "pe_front", "pe_artifacts")
+            }
+        upgrade_schema(engine)
+        expected = _expected_0006_specs()
+        with engine.connect() as conn:
+            hashes = {
+                n: h
+                for n, h in conn.execute(text("SELECT trial_number, spec_hash FROM pe_candidates"))
+            }
+            versions = [
+                tuple(r)
+                for r in conn.execute(text("SELECT front_version, front_reset FROM pe_studies"))
+            ]
+            seqs = set(conn.execute(text("SELECT seq FROM pe_front")).scalars())
+        assert {n: hashes[n] for n in expected} == {n: s.digest() for n, s in expected.items()}
+        assert hashes[100] is None
+        assert versions == [(0, 0)] and seqs == {0}
+        with open_storage(empty_url) as storage:
+            assert _schema_diff(storage.engine) == []
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0009")
+        assert current_revision(engine) == "0009"
+        columns = {c["name"] for c in inspect(engine).get_columns("pe_candidates")}
+        assert "spec_hash" not in columns and "spec" in columns
+        assert "front_version" not in {c["name"] for c in inspect(engine).get_columns("pe_studies")}
+        with engine.connect() as conn:
+            after = {
+                t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in counts
+            }
+        assert after == counts
+        upgrade_schema(engine)
+        with engine.connect() as conn:
+            again = {
+                n: h
+                for n, h in conn.execute(text("SELECT trial_number, spec_hash FROM pe_candidates"))
+            }
+        assert again == hashes
     finally:
         engine.dispose()
