@@ -215,11 +215,18 @@ def batch_stream(
     batch_size: int,
     max_length: int,
     seed: int,
+    start: int = 0,
 ) -> Iterator[Batch]:
-    """Endless shuffled batches; epoch ``e`` is shuffled with seed ``seed + e``."""
-    epoch = 0
+    """Endless shuffled batches; epoch ``e`` is shuffled with seed ``seed + e``.
+
+    ``start`` skips that many batches (whole epochs without tokenising them), so a
+    continued training run reads the batches an uninterrupted one would have read.
+    """
+    positive_int("batch_size", batch_size)
+    per_epoch = math.ceil(len(examples) / batch_size) if examples else 1
+    epoch, skip = divmod(start, per_epoch)
     while True:
-        yield from make_batches(
+        batches = make_batches(
             tokenizer,
             examples,
             batch_size=batch_size,
@@ -227,6 +234,8 @@ def batch_stream(
             shuffle=True,
             seed=seed + epoch,
         )
+        yield from batches[skip:]
+        skip = 0
         epoch += 1
 
 

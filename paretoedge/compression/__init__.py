@@ -33,6 +33,7 @@ from paretoedge.compression._config import (
 )
 from paretoedge.compression._distill import (
     DistillConfig,
+    DistillRun,
     apply_distill,
     distill,
     distill_loss,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from paretoedge.compression._compose import (
         STEPS,
         CompressionResult,
+        StagedCompression,
         compress,
         load_compressed,
         save_compressed,
@@ -88,6 +90,7 @@ _LAZY = {
     "CompressionResult": "_compose",
     "CompressContext": "_context",
     "compress": "_compose",
+    "StagedCompression": "_compose",
     "load_compressed": "_compose",
     "save_compressed": "_compose",
     "export_onnx": "_export",
@@ -148,6 +151,7 @@ __all__ = [
     "CompressionResult",
     "CompressionSpec",
     "DistillConfig",
+    "DistillRun",
     "FFNConfig",
     "HeadsConfig",
     "LayerInfo",
@@ -158,6 +162,7 @@ __all__ = [
     "PruneConfig",
     "QuantConfig",
     "RecoveryConfig",
+    "StagedCompression",
     "Step",
     "Transform",
     "apply_distill",

@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ from paretoedge.compression._modules import (
     LowRankLinear,
     attach_act_quantizer,
     bake,
+    copy_model,
 )
 from paretoedge.compression._rebuild import is_rebuilt, needs_rebuild, rebuild_structure
 from paretoedge.compression._share import SHARE_ATTR, tie, untie
@@ -110,46 +111,194 @@ def compress(
             for every section before any step runs), or a spec that does not fit the
             model (e.g. more distill layers than it has).
     """
-    if not isinstance(spec, CompressionSpec):
-        raise ConfigError("spec", type(spec).__name__, "a CompressionSpec")
     start = time.perf_counter()
-    applied: list[str] = []
-    steps = [(t, s) for t, s in ordered_steps() if getattr(spec, t.section) is not None]
+    steps = _spec_steps(spec)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        ctx = CompressContext(
-            model=copy.deepcopy(model).eval(),
-            spec=spec,
-            teacher=teacher if teacher is not None else model,
-            tokenizer=tokenizer,
-            task=task,
-            seed=seed,
-            progress=progress,
-            calibration=calibration,
-        )
-        checked: set[str] = set()
-        for transform, _ in steps:
-            check = transform.resolve_check()
-            if check is not None and transform.section not in checked:
-                check(ctx, getattr(spec, transform.section))
-            checked.add(transform.section)
-        baked = False
-        for transform, step in steps:
-            if step.order > BAKE_ORDER and not baked:
-                bake(ctx.model)
-                baked = True
-            if step.resolve()(ctx, getattr(spec, transform.section)):
-                applied.append(step.name)
-                log.debug("applied %s", step.name)
-        if not baked:
-            bake(ctx.model)
-        work = ctx.model
-        work.eval()
-        work.paretoedge_spec = spec
+        ctx = _context(model, spec, teacher, tokenizer, task, seed, progress, calibration, steps)
+        applied = _run_steps(ctx, steps)
     wall = time.perf_counter() - start
+    work = ctx.model
     return CompressionResult(
         model=work, spec=spec, stats=model_stats(work), wall_s=wall, applied=tuple(applied)
     )
+
+
+Steps = list[tuple[Any, Any]]
+
+
+def _spec_steps(spec: CompressionSpec) -> Steps:
+    if not isinstance(spec, CompressionSpec):
+        raise ConfigError("spec", type(spec).__name__, "a CompressionSpec")
+    return [(t, s) for t, s in ordered_steps() if getattr(spec, t.section) is not None]
+
+
+def _context(
+    model: Any,
+    spec: CompressionSpec,
+    teacher: Any,
+    tokenizer: Any,
+    task: TaskData | None,
+    seed: int,
+    progress: bool,
+    calibration: Sequence[dict[str, torch.Tensor]] | None,
+    steps: Steps,
+) -> CompressContext:
+    """A context on a copy of ``model``, after every set section's check has passed."""
+    ctx = CompressContext(
+        model=copy.deepcopy(model).eval(),
+        spec=spec,
+        teacher=teacher if teacher is not None else model,
+        tokenizer=tokenizer,
+        task=task,
+        seed=seed,
+        progress=progress,
+        calibration=calibration,
+    )
+    checked: set[str] = set()
+    for transform, _ in steps:
+        check = transform.resolve_check()
+        if check is not None and transform.section not in checked:
+            check(ctx, getattr(spec, transform.section))
+        checked.add(transform.section)
+    return ctx
+
+
+def _run_steps(ctx: CompressContext, steps: Steps, *, last: bool = True) -> list[str]:
+    """Run ``steps`` (in order) on ``ctx``; the names of those applied.
+
+    The masks and quantisers are baked before the first step after ``BAKE_ORDER``, or at
+    the end when ``last`` (the steps end the compression).
+    """
+    applied: list[str] = []
+    baked = False
+    for transform, step in steps:
+        if step.order > BAKE_ORDER and not baked:
+            bake(ctx.model)
+            baked = True
+        if step.resolve()(ctx, getattr(ctx.spec, transform.section)):
+            applied.append(step.name)
+            log.debug("applied %s", step.name)
+    if last:
+        if not baked:
+            bake(ctx.model)
+        ctx.model.eval()
+        ctx.model.paretoedge_spec = ctx.spec
+    return applied
+
+
+class StagedCompression:
+    """:func:`compress` stopped at its ``recovery`` step, which then runs in segments.
+
+    Why: a search that stops unpromising candidates early measures each one after a few
+    recovery steps and trains on only those that stay promising. Compressing again for
+    every measurement would pay the compression and the steps before it once per rung;
+    this object compresses once (every step before ``recovery``) and continues the same
+    recovery run (:class:`~paretoedge.compression._distill.DistillRun`).
+
+    What holds, on the CPU: ``recover_to(spec.recovery.steps)`` then
+    ``result(final=True)`` gives bit for bit :func:`compress`'s model for the same
+    arguments, whatever ``recover_to``/``result(final=False)`` calls came before, and
+    whether or not the run was continued from a :meth:`state_dict` in another process.
+    A ``result`` taken at step ``a`` is the full run's state at ``a`` (its learning rate
+    has not decayed), finished by the steps after recovery (PTQ, baking, calibration,
+    exits) on a copy.
+
+    Not thread-safe. Arguments are those of :func:`compress`.
+
+    Raises:
+        ConfigError: ``spec`` has no recovery steps, or as :func:`compress`.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        spec: CompressionSpec,
+        *,
+        teacher: PreTrainedModel | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        task: TaskData | None = None,
+        seed: int = 0,
+        progress: bool = False,
+        calibration: Sequence[dict[str, torch.Tensor]] | None = None,
+    ) -> None:
+        from paretoedge.compression._distill import recovery_run
+
+        steps = _spec_steps(spec)
+        if spec.recovery is None or spec.recovery.steps < 1:
+            raise ConfigError(
+                "recovery.steps",
+                None if spec.recovery is None else spec.recovery.steps,
+                "an integer >= 1 (a staged compression runs its recovery in segments)",
+            )
+        start = time.perf_counter()
+        at = next(i for i, (t, _) in enumerate(steps) if t.section == "recovery")
+        recovery_name = steps[at][1].name
+        self.spec = spec
+        self._after = steps[at + 1 :]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self._ctx = _context(
+                model, spec, teacher, tokenizer, task, seed, progress, calibration, steps
+            )
+            self._before = [*_run_steps(self._ctx, steps[:at], last=False), recovery_name]
+            # the recovery forks its own generator: the steps after it start from here
+            self._rng = torch.get_rng_state()
+        self._run = recovery_run(self._ctx, spec.recovery)
+        self._wall = time.perf_counter() - start
+
+    @property
+    def done(self) -> int:
+        """Recovery steps done."""
+        return self._run.done
+
+    @property
+    def total(self) -> int:
+        """The recovery budget (``spec.recovery.steps``)."""
+        return self._run.total
+
+    def recover_to(self, step: int) -> None:
+        """Continue the recovery until ``step`` steps are done in all.
+
+        Raises:
+            ConfigError: ``step`` is below :attr:`done` or above :attr:`total`.
+        """
+        start = time.perf_counter()
+        self._run.run_to(step)
+        self._wall += time.perf_counter() - start
+
+    def result(self, *, final: bool = False) -> CompressionResult:
+        """The compressed model at the recovery steps done so far.
+
+        Args:
+            final: Finish the model being trained itself (no copy; the object is spent
+                afterwards) instead of a copy that training continues apart from.
+        """
+        start = time.perf_counter()
+        ctx = self._ctx
+        if not final:
+            ctx = replace(ctx, model=copy_model(ctx.model))
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._rng)
+            applied = [*self._before, *_run_steps(ctx, self._after)]
+        self._wall += time.perf_counter() - start
+        work = ctx.model
+        return CompressionResult(
+            model=work,
+            spec=self.spec,
+            stats=model_stats(work),
+            wall_s=self._wall,
+            applied=tuple(applied),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The recovery run's state (see :class:`~paretoedge.compression._distill.DistillRun`):
+        a :class:`StagedCompression` of the same arguments continues from it."""
+        return self._run.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` of a staged compression of the same arguments."""
+        self._run.load_state_dict(state)
 
 
 def structure_of(model: nn.Module) -> dict[str, Any]:
@@ -244,7 +393,7 @@ def save_compressed(
     """Write ``model`` (baked copy) with ``save_pretrained`` plus the structure and spec."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    work: Any = bake(copy.deepcopy(model))
+    work: Any = bake(copy_model(model))
     structure = structure_of(work)
     untie(work)  # safetensors refuses shared storage; the structure file re-ties on load
     work.save_pretrained(out)

@@ -29,6 +29,7 @@ from paretoedge.compression._distill import DistillConfig
 from paretoedge.compression._document import (
     config_document,
     config_from_data,
+    document_digest,
     register_upgrade,
     unpack,
 )
@@ -457,6 +458,18 @@ class CompressionSpec:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    def digest(self) -> str:
+        """The hex SHA-256 of the normalised document (:func:`document_digest`): equal specs
+        give equal digests, whatever order or number type (``1`` or ``1.0``) built them.
+
+        Storage keeps it beside each candidate (``pe_candidates.spec_hash``) so a repeated
+        spec is found by an indexed lookup. It depends on the classes' current versions:
+        a ``VERSION`` bump that changes the document must come with a migration that
+        recomputes the stored digests (until then old candidates are merely not found as
+        twins; the lookup compares the specs themselves before reusing a result).
+        """
+        return document_digest(self.to_dict())
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> CompressionSpec:

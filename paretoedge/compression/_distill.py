@@ -36,7 +36,7 @@ from paretoedge.training import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -357,8 +357,6 @@ def distill(
             hidden-state transfer between models of different hidden sizes.
         DataError: ``examples`` is empty.
     """
-    import torch
-
     from paretoedge.models import num_layers
 
     config = config if config is not None else DistillConfig()
@@ -388,32 +386,156 @@ def distill(
             f"0 when hidden sizes differ (student {student.config.hidden_size}, "
             f"teacher {teacher.config.hidden_size})",
         )
-    stream = batch_stream(
-        tokenizer, examples, batch_size=batch_size, max_length=max_length, seed=seed
+    run = DistillRun(
+        student,
+        teacher,
+        tokenizer,
+        examples,
+        total=total,
+        config=config,
+        layer_map=mapping,
+        lr=lr,
+        batch_size=batch_size,
+        max_length=max_length,
+        seed=seed,
+        after_step=after_step,
+        progress=progress,
     )
-    with (
-        train_mode(teacher, False),
-        torch.random.fork_rng(devices=[]),
-        progress_bar(progress, "distill", total) as advance,
-    ):
-        torch.manual_seed(seed)
-        optimizer = make_optimizer(student, lr, 0.01)
-        scheduler = linear_schedule(optimizer, total, 0.1)
-        student.train()
-        for _ in range(total):
-            batch = next(stream)
-            loss, parts = distill_loss(student, teacher, batch, config=config, layer_map=mapping)
-            optimizer.zero_grad(set_to_none=True)
-            if loss.requires_grad:
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-                optimizer.step()
-            scheduler.step()
-            if after_step is not None:
-                after_step(student)
-            advance(loss=loss.item(), **parts)
-    student.eval()
+    run.run_to(total)
     return student
+
+
+class DistillRun:
+    """The loop of :func:`distill`, run in segments and checkpointed between them.
+
+    Why: multi-fidelity search measures a candidate after a few recovery steps and goes on
+    training only if it is promising. Continuing the same run (same optimiser moments, the
+    learning-rate schedule of the *whole* budget, the next batches, the dropout generator
+    where it stopped) makes ``run_to(a); run_to(b)`` give bit for bit the weights of one
+    uninterrupted ``run_to(b)`` on the same device, and so of :func:`distill` with
+    ``steps=total``. A model measured at step ``a`` is the run's state at ``a`` under the
+    full schedule, which has not decayed yet; it is not a model trained with an ``a``-step
+    schedule.
+
+    :meth:`state_dict` holds everything the continuation needs (student weights, optimiser,
+    scheduler, torch's CPU generator, steps done); :meth:`load_state_dict` restores it on a
+    fresh run of the same student structure, e.g. in another process. Dropout is seeded on
+    the CPU generator only, as in :func:`distill`: on an accelerator neither run is
+    reproducible.
+
+    Arguments are those of :func:`distill`, checked there; ``total`` is the length of the
+    schedule. The teacher is left unchanged; the student is trained in place.
+    """
+
+    def __init__(
+        self,
+        student: PreTrainedModel,
+        teacher: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        examples: Sequence[Example],
+        *,
+        total: int,
+        config: DistillConfig,
+        layer_map: Sequence[int],
+        lr: float,
+        batch_size: int,
+        max_length: int = 64,
+        seed: int = 0,
+        after_step: StepCallback | None = None,
+        progress: bool = False,
+    ) -> None:
+        import torch
+
+        self.student, self.teacher = student, teacher
+        self.total = total
+        self._config, self._map = config, tuple(layer_map)
+        self._tokenizer, self._examples = tokenizer, examples
+        self._batch_size, self._max_length, self._seed = batch_size, max_length, seed
+        self._after_step, self._progress = after_step, progress
+        self.optimizer = make_optimizer(student, lr, 0.01)
+        self.scheduler = linear_schedule(self.optimizer, total, 0.1)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self._rng = torch.get_rng_state()
+        self.done = 0
+        self._stream = self._batches(0)
+
+    def _batches(self, start: int) -> Iterator[Batch]:
+        return batch_stream(
+            self._tokenizer,
+            self._examples,
+            batch_size=self._batch_size,
+            max_length=self._max_length,
+            seed=self._seed,
+            start=start,
+        )
+
+    def run_to(self, step: int) -> None:
+        """Train until ``step`` optimiser steps are done in all (eval mode afterwards).
+
+        Raises:
+            ConfigError: ``step`` is below the steps done or above ``total``.
+        """
+        import torch
+
+        if (
+            isinstance(step, bool)
+            or not isinstance(step, int)
+            or not self.done <= step <= self.total
+        ):
+            raise ConfigError("step", step, f"an integer in {self.done}..{self.total}")
+        student = self.student
+        with (
+            train_mode(self.teacher, False),
+            torch.random.fork_rng(devices=[]),
+            progress_bar(self._progress, "distill", step - self.done) as advance,
+        ):
+            torch.set_rng_state(self._rng)
+            student.train()
+            for _ in range(self.done, step):
+                batch = next(self._stream)
+                loss, parts = distill_loss(
+                    student, self.teacher, batch, config=self._config, layer_map=self._map
+                )
+                self.optimizer.zero_grad(set_to_none=True)
+                if loss.requires_grad:
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+                    self.optimizer.step()
+                self.scheduler.step()
+                if self._after_step is not None:
+                    self._after_step(student)
+                self.done += 1
+                advance(loss=loss.item(), **parts)
+            self._rng = torch.get_rng_state()
+        student.eval()
+
+    def state_dict(self) -> dict[str, Any]:
+        """What continuing needs: tensors and plain values (``torch.load`` reads it back
+        with ``weights_only=True``), copied, so training on does not change it."""
+        return {
+            "done": self.done,
+            "total": self.total,
+            "student": {k: v.detach().clone() for k, v in self.student.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": self._rng.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` of a run of the same student structure.
+
+        Raises:
+            ConfigError: the state belongs to a run of another length.
+        """
+        if int(state["total"]) != self.total:
+            raise ConfigError("total", state["total"], f"{self.total} (this run's length)")
+        self.student.load_state_dict(state["student"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self._rng = state["rng"].clone()
+        self.done = int(state["done"])
+        self._stream = self._batches(self.done)
 
 
 def check_distill(ctx: CompressContext, config: DistillConfig) -> None:
@@ -449,6 +571,18 @@ def run_recovery(ctx: CompressContext, config: RecoveryConfig) -> bool:
     """
     if config.steps == 0:
         return False
+    recovery_run(ctx, config).run_to(config.steps)
+    return True
+
+
+def recovery_run(ctx: CompressContext, config: RecoveryConfig) -> DistillRun:
+    """The recovery of ``ctx.model`` as a :class:`DistillRun` of ``config.steps`` steps,
+    not started: :func:`run_recovery` runs it at once, a staged compression
+    (:class:`~paretoedge.compression.StagedCompression`) in segments.
+
+    Raises:
+        DataError: the task has no training examples.
+    """
     if not ctx.train:
         raise DataError("recovery needs training examples; the task's train split is empty")
     student, teacher = ctx.model, ctx.teacher
@@ -462,17 +596,19 @@ def run_recovery(ctx: CompressContext, config: RecoveryConfig) -> bool:
         hidden_weight=hidden,
         attention_weight=DistillConfig.attention_weight if maps else 0.0,
     )
-    distill(
+    return DistillRun(
         student,
         teacher,
         ctx.tokenizer,
         ctx.train,
+        total=config.steps,
         config=loss,
+        layer_map=_default_layer_map(student, teacher),
+        lr=check_lr(loss.lr),
+        batch_size=loss.batch_size,
         seed=ctx.seed,
         progress=ctx.progress,
     )
-    student.eval()
-    return True
 
 
 register_transform(

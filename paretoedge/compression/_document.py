@@ -54,6 +54,32 @@ def json_value(value: Any) -> Any:
     return value
 
 
+def _canonical(value: Any) -> Any:
+    """``value`` with every number that equals an integer written as that integer (``1.0``
+    and ``1`` compare equal in a config, so they must hash alike), mappings and lists
+    recursively; booleans stay booleans."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def document_digest(document: Mapping[str, Any]) -> str:
+    """A stable hex SHA-256 of a versioned document: keys sorted, no whitespace, integral
+    numbers as integers. Two documents of equal configs (``==`` on the dataclasses) get the
+    same digest; what equal digests prove is only that the canonical JSON was equal."""
+    import hashlib
+    import json
+
+    text = json.dumps(_canonical(document), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def config_document(config: Any) -> dict[str, Any]:
     """The versioned document of a config dataclass instance (every field written)."""
     cls = type(config)

@@ -251,6 +251,25 @@ def bake(model: nn.Module) -> nn.Module:
     return model
 
 
+def copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy whose parametrised modules have classes of their own.
+
+    Why: ``torch.nn.utils.parametrize`` gives a parametrised module a generated class that
+    holds the parametrised property, and ``copy.deepcopy`` shares that class with the copy;
+    baking the copy (``remove_parametrizations``) deletes the property from the shared class
+    and so breaks the original (``'ParametrizedLinear' object has no attribute
+    'weight'``). Each copied module gets a fresh class with the same contents instead.
+    """
+    import copy
+
+    work = copy.deepcopy(model)
+    for module in work.modules():
+        if parametrize.is_parametrized(module):
+            cls = type(module)
+            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+    return work
+
+
 def weight_of(module: nn.Module) -> torch.Tensor:
     """The effective weight (parametrisations applied)."""
     return module.weight  # type: ignore[return-value]
