@@ -5,8 +5,8 @@ storage, same paretoedge tables — so a study started on one backend resumes on
 
 How a trial runs:
 
-* The **driver** (the ``paretoedge search --backend ray`` process) samples. Ray Tune's
-  :class:`~ray.tune.search.optuna.OptunaSearch` asks the study (with the study's own seeded
+* The **driver** (the ``paretoedge search --backend ray`` process) samples.
+  :class:`StudySearcher`, a Ray Tune searcher, asks the study (with the study's own seeded
   sampler, baselines first because they are enqueued) and runs the study's define-by-run
   search space, so there is one sampler for the whole cluster, exactly as locally.
 * A **worker** gets only the trial's id. It opens (once per worker process) the stored
@@ -56,7 +56,6 @@ try:
     import ray
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter, Searcher
-    from ray.tune.search.optuna import OptunaSearch
     from ray.tune.stopper import Stopper
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("ray", "ray") from exc
@@ -73,7 +72,6 @@ from paretoedge.search._multifidelity import (
 )
 from paretoedge.search._optuna_adapter import quiet_optuna
 from paretoedge.search._runner import SearchRunner
-from paretoedge.search._samplers import sampler_for
 
 if TYPE_CHECKING:
     import optuna
@@ -300,73 +298,78 @@ def _check_remote_auth(address: str) -> None:
 # ----------------------------------------------------------------------------- searcher
 
 
-class _StudySpace:
-    """The study's define-by-run search space, picklable (Tune may checkpoint searchers)."""
+class StudySearcher(Searcher):
+    """A Ray Tune searcher that asks the paretoedge study, with outcomes told by the workers.
 
-    def __init__(self, config: StudyConfig) -> None:
-        self.config = config
-
-    def __call__(self, trial: optuna.Trial) -> None:
-        from paretoedge.search._space import suggest
-
-        suggest(trial, self.config.space)
-
-
-class StudySearcher(OptunaSearch):
-    """Ray's OptunaSearch on the paretoedge study, with outcomes told by the workers.
-
-    ``suggest`` asks the study (an enqueued baseline first, then the sampler) and returns
-    only the trial's id and number: workers read the parameters from the storage.
-    ``on_trial_complete`` tells nothing for trials a worker finished; a trial still running
-    in Optuna when Tune gives up on it (its worker died more than ``max_failures`` times) is
-    failed here. The searcher's state is the database, so ``save``/``restore`` keep nothing
-    (no database URL lands in Tune's experiment directory); resume with ``paretoedge
-    resume``.
+    Built on Tune's public :class:`~ray.tune.search.Searcher` and Optuna's public ask
+    interface (Ray's ``OptunaSearch`` keeps its study and trials in private attributes, which
+    this class needs to own): ``suggest`` claims a slot of the study's budget, asks the study
+    (an enqueued baseline first, then the sampler), fixes the trial's parameters with the
+    study's define-by-run space and returns only the trial's id and number, so workers read
+    the parameters from the storage. ``on_trial_complete`` tells nothing for trials a worker
+    finished; a trial still running in Optuna when Tune gives up on it (its worker died more
+    than ``max_failures`` times) is failed here. The searcher's state is the database, so
+    ``save``/``restore`` keep nothing (no database URL lands in Tune's experiment directory);
+    resume with ``paretoedge resume``.
     """
 
     def __init__(self, runner: SearchRunner, ostorage: optuna.storages.RDBStorage) -> None:
-        cfg = runner.config
+        import optuna
+
+        super().__init__(metric=None, mode=None)
         self._runner = runner
+        self._study_name = runner.name
         with quiet_optuna():
-            super().__init__(
-                space=_StudySpace(cfg),
-                metric=[o.label for o in cfg.objectives],
-                mode=["max" if o.direction == "maximize" else "min" for o in cfg.objectives],
-                sampler=sampler_for(cfg, runner=runner),
-                study_name=runner.name,
-                storage=ostorage,
+            # the runner's sampler: seeded as the runner opened the study (the study's seed
+            # for a new study, offset by the trials already there for a resumed one), so a
+            # study samples the same on either backend and a resume does not replay a run
+            self._study: optuna.Study | None = optuna.load_study(
+                study_name=runner.name, storage=ostorage, sampler=runner.study.sampler
             )
+        self._asked: dict[str, optuna.Trial] = {}
+        self._finished: set[str] = set()
         self.failed_numbers: list[int] = []
         self._refused_until = 0.0
 
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
+    ) -> bool:
+        # the study fixes objectives and space; Tune's metric/mode/param_space are unused
+        return True
+
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        assert self._ot_study is not None and callable(self._space)
-        if trial_id not in self._ot_trials:
+        from paretoedge.search._space import suggest
+
+        assert self._study is not None
+        if trial_id not in self._asked:
             # The study's budget is claimed in the database before each ask, counted with
             # every other driver and local worker of the study (paretoedge.storage._claims).
-            live = set(self._ot_trials) - self._completed_trials
-            if live and time.monotonic() < getattr(self, "_refused_until", 0.0):
+            live = set(self._asked) - self._finished
+            if live and time.monotonic() < self._refused_until:
                 return None  # Tune asks in a tight loop; the database is asked once a second
             if not self._runner.claim_trial():
                 # A running trial may still fail and give its slot back: ask again later.
                 self._refused_until = time.monotonic() + 1.0
-                return None if live else Searcher.FINISHED
+                if live:
+                    return None
+                # Tune's documented "no more trials" sentinel, a str its annotation omits
+                return Searcher.FINISHED  # type: ignore[return-value]
             try:
                 with quiet_optuna(), warnings.catch_warnings():
                     # Heartbeats are recorded by the worker that runs the trial, not by ask().
                     warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                    self._ot_trials[trial_id] = self._ot_study.ask()
+                    self._asked[trial_id] = self._study.ask()
             except BaseException:
                 self._runner.release_claim()
                 raise
             # The driver owns the trial until a worker takes it over in `objective`.
-            self._runner.bind_claim(self._ot_trials[trial_id].number)
+            self._runner.bind_claim(self._asked[trial_id].number)
             # A first heartbeat now: if the driver dies before a worker starts the trial,
             # `resume` still sees it as stale, fails it and retries its parameters.
-            oa.record_heartbeat(self._ot_study, self._ot_trials[trial_id], always=True)
-        ot_trial = self._ot_trials[trial_id]
+            oa.record_heartbeat(self._study, self._asked[trial_id], always=True)
+        ot_trial = self._asked[trial_id]
         with quiet_optuna():
-            self._suggest_from_define_by_run_func(self._space, ot_trial)
+            suggest(ot_trial, self._runner.config.space)
         return {"trial_number": ot_trial.number, "optuna_trial_id": oa.trial_id(ot_trial)}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -377,23 +380,23 @@ class StudySearcher(OptunaSearch):
     ) -> None:
         import optuna
 
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None or trial_id in self._completed_trials:
+        ot_trial = self._asked.get(trial_id)
+        if ot_trial is None or trial_id in self._finished:
             return
-        self._completed_trials.add(trial_id)
-        assert self._ot_study is not None
-        if oa.frozen_trial(self._ot_study, ot_trial).state != optuna.trial.TrialState.RUNNING:
+        self._finished.add(trial_id)
+        assert self._study is not None
+        if oa.frozen_trial(self._study, ot_trial).state != optuna.trial.TrialState.RUNNING:
             return
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            oa.set_trial_state(self._ot_study, ot_trial, optuna.trial.TrialState.FAIL)
+            oa.set_trial_state(self._study, ot_trial, optuna.trial.TrialState.FAIL)
             self.failed_numbers.append(ot_trial.number)
             _log.warning("trial %d failed on the cluster (error=%s)", ot_trial.number, error)
-        self._runner.sync_failed(self._ot_study)
+        self._runner.sync_failed(self._study)
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its searcher into the experiment directory; the study (and the
         # database URL with its password) stay out of it.
-        return {"_study_name": self._study_name, "_metric": self._metric, "_mode": self._mode}
+        return {"_study_name": self._study_name, "_metric": None, "_mode": None, "_study": None}
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as fh:

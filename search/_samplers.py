@@ -126,6 +126,18 @@ def sampler_for(
     return factory(SamplerRequest(config, seed, dict(config.sampler.options), runner))
 
 
+def joining_sampler(
+    config: StudyConfig, study: optuna.Study, *, runner: SearchRunner | None = None
+) -> optuna.samplers.BaseSampler:
+    """The sampler of a process joining (or resuming) ``study``.
+
+    It must not replay the random stream of the first process, or it would propose the same
+    candidates again: its seed is offset by the number of trials already there
+    (deterministic for a given history; no offset for a new study).
+    """
+    return sampler_for(config, seed_offset=len(study.get_trials(deepcopy=False)), runner=runner)
+
+
 def halving_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     """The multi-objective successive-halving early stopper of ``config.early_stopping``."""
     from paretoedge.search._multifidelity import HalvingConfig, ParetoHalvingPruner

@@ -74,6 +74,7 @@ class SyntheticEvaluator(Evaluator):
         onnx_path: Path | None,
         rungs: Sequence[int] = (),
         on_rung: Any = None,
+        checkpoints: Path | None = None,
     ) -> CandidateResult:
         start = time.perf_counter()
         flat = spec.to_flat()
@@ -157,3 +158,17 @@ def twin_trials(study: Any) -> int:
     from paretoedge.search import TWIN_ATTR
 
     return sum(TWIN_ATTR in t.user_attrs for t in study.get_trials())
+
+
+def chosen_completely(space: Any, params: Any) -> bool:
+    """Whether ``params`` holds every parameter ``suggest`` chooses for them (the active
+    ones, ``when`` conditions followed in order): False for a trial killed while its
+    parameters were being sampled."""
+    values: dict[str, Any] = {}
+    for p in space:
+        if not p.active(values):
+            continue
+        if p.key not in params:
+            return False
+        values[p.key] = params[p.key]
+    return True
