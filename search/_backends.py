@@ -42,11 +42,33 @@ class OptunaBackend(Backend):
 
     Args:
         gc_after_trial: Run the garbage collector after each trial (frees the compressed
-            model's reference cycles before the next one is built; costs ~0.1 s a trial).
+            model's reference cycles before the next one is built).
     """
+
+    #: Trials between collections of the whole heap (see :meth:`_collect`).
+    FULL_GC_EVERY = 100
 
     def __init__(self, *, gc_after_trial: bool = True) -> None:
         self.gc_after_trial = gc_after_trial
+        self._trials = 0
+
+    def _collect(self) -> None:
+        """Collect what the last trial left in reference cycles, walking only the objects
+        made since the previous collection.
+
+        A full ``gc.collect()`` walks every object of the process (torch, the study's
+        cached trials): ~80 ms a trial, more as the study grows. After each collection the
+        survivors are frozen (``gc.freeze``), so the next one walks only the newer objects;
+        every ``FULL_GC_EVERY`` trials they are unfrozen and the whole heap is collected,
+        so a long-lived object that later became garbage is freed too.
+        """
+        import gc
+
+        self._trials += 1
+        if self._trials % self.FULL_GC_EVERY == 0:
+            gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
     def run(self, runner: SearchRunner, *, n_trials: int | None, timeout: float | None) -> None:
         # One trial per optimize() call, each under a budget claim taken in the database
@@ -67,10 +89,12 @@ class OptunaBackend(Backend):
                         n_trials=1,
                         timeout=left,
                         catch=(ParetoEdgeError,),
-                        gc_after_trial=self.gc_after_trial,
+                        gc_after_trial=False,
                     )
             finally:
                 runner.release_claim()
+                if self.gc_after_trial:
+                    self._collect()
 
 
 #: Backend name -> factory taking the backend's keyword options.

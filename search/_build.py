@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from paretoedge.compression import CompressionSpec
+    from paretoedge.compression import CompressionSpec, StagedCompression
     from paretoedge.search._config import StudyConfig
     from paretoedge.tasks import Example, TaskData
 
@@ -105,27 +105,41 @@ class CandidateBuilder:
         Raises:
             ParetoEdgeError: the spec cannot be applied to the model.
         """
-        import torch
-
         from paretoedge.compression import compress
+
+        args = self._compress_args(progress)
+        model = args["teacher"] if spec.is_empty else compress(args["teacher"], spec, **args).model
+        model.eval()
+        return BuiltCandidate(model=model, tokenizer=self._tokenizer, task=self.task, spec=spec)
+
+    def stage(self, spec: CompressionSpec) -> StagedCompression:
+        """``spec`` compressed up to its recovery step, which then runs in segments (early
+        stopping's rungs); finished at its full budget it is the model :meth:`build` gives,
+        bit for bit on the CPU (:class:`~paretoedge.compression.StagedCompression`).
+
+        Raises:
+            ParetoEdgeError: the spec cannot be applied, or has no recovery steps.
+        """
+        from paretoedge.compression import StagedCompression
+
+        args = self._compress_args(None)
+        return StagedCompression(args["teacher"], spec, **args)
+
+    def _compress_args(self, progress: bool | None) -> dict[str, Any]:
+        """What every build passes to the compression, after seeding torch as it always
+        has (the teacher loaded first)."""
+        import torch
 
         self.prepare()
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        if spec.is_empty:
-            model = self._teacher
-        else:
-            model = compress(
-                self._teacher,
-                spec,
-                teacher=self._teacher,
-                tokenizer=self._tokenizer,
-                task=self.task,
-                seed=cfg.seed,
-                progress=self.progress if progress is None else progress,
-            ).model
-        model.eval()
-        return BuiltCandidate(model=model, tokenizer=self._tokenizer, task=self.task, spec=spec)
+        return {
+            "teacher": self._teacher,
+            "tokenizer": self._tokenizer,
+            "task": self.task,
+            "seed": cfg.seed,
+            "progress": self.progress if progress is None else progress,
+        }
 
 
 def build_candidate(

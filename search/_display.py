@@ -89,17 +89,21 @@ class Display:
         from paretoedge import storage as st
 
         self.fronts = fronts
-        cands = {
-            c.trial_number: c
-            for c in st.list_candidates(
-                self.runner.storage, study=self.runner.name, states=["complete"]
+        for d in fronts:
+            # The front's best of each: the first entry of the stored front in that order.
+            best = []
+            for sort in ("accuracy", "latency"):
+                page = st.get_front(
+                    self.runner.storage, study=self.runner.name, device=d, sort=sort, limit=1
+                )
+                best.append(page.entries[0] if page.entries else None)
+            acc, fast = best
+            self.best[d] = (
+                acc.candidate.accuracy
+                if acc is not None and acc.candidate.accuracy is not None
+                else math.nan,
+                fast.metrics.latency_ms if fast is not None else math.nan,
             )
-        }
-        for d, f in fronts.items():
-            members = [cands[n] for n in f.front if n in cands]
-            accs = [c.accuracy for c in members if c.accuracy is not None]
-            lats = [m.latency_ms for c in members if (m := c.metrics_for(d)) is not None]
-            self.best[d] = (max(accs, default=math.nan), min(lats, default=math.nan))
         self.finished += 1
         if self.plain:
             self.console.print(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from paretoedge.compression import CompressionSpec
     from paretoedge.search._build import CandidateBuilder
     from paretoedge.search._cheap_metrics import StructuralMetrics
+    from paretoedge.search._rung_checkpoint import RungCheckpoint
     from paretoedge.tasks import Example, TaskData
 
 _log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ class CandidateResult:
     wall_s: float
     pruned: bool = False
     twin_of: int | None = None
+    #: Recovery steps this call trained (None: not counted). With early stopping the real
+    #: pipeline trains a candidate to ``fidelity`` once, or less when it continued a
+    #: checkpoint of a killed evaluation.
+    trained_steps: int | None = None
 
     @property
     def flat(self) -> dict[str, Any]:
@@ -84,6 +89,7 @@ class Evaluator(abc.ABC):
         onnx_path: Path | None,
         rungs: Sequence[int] = (),
         on_rung: RungCallback | None = None,
+        checkpoints: Path | None = None,
     ) -> CandidateResult:
         """Compress, measure and score ``spec`` on ``devices``.
 
@@ -94,6 +100,11 @@ class Evaluator(abc.ABC):
             rungs: Recovery step counts below the full budget at which to report a partial
                 evaluation to ``on_rung`` (multi-fidelity early stopping); the candidate
                 stops (``pruned=True``) at the first rung where ``on_rung`` returns True.
+            checkpoints: A directory (the study's artifacts) where an evaluator that
+                continues one recovery from rung to rung may keep it between rungs, so a
+                retry of a killed evaluation of the same spec continues from its last rung
+                (:mod:`paretoedge.search._rung_checkpoint`); nothing is left there once
+                this call returns. None: keep nothing on disk.
 
         Raises:
             ParetoEdgeError: The candidate cannot be built (it fails that trial only).
@@ -106,6 +117,17 @@ class Evaluator(abc.ABC):
     def test_accuracy(self, onnx_path: Path) -> float | None:
         """Test-split accuracy of an exported candidate, or None if not supported."""
         return None
+
+    def rebuild_onnx(self, spec: CompressionSpec, onnx_path: Path) -> bool:
+        """Rebuild the trained candidate of ``spec`` and export it to ``onnx_path``, measuring
+        nothing (``add-device`` when a candidate's stored file is gone: its accuracy is
+        stored already). Returns False when this evaluator cannot, and ``add-device`` then
+        evaluates the candidate again and keeps only its device metrics.
+
+        Raises:
+            ParetoEdgeError: The candidate cannot be built.
+        """
+        return False
 
     def structural_metrics(
         self, spec: CompressionSpec, devices: Sequence[str]
@@ -190,27 +212,94 @@ class PipelineEvaluator(Evaluator):
         onnx_path: Path | None,
         rungs: Sequence[int] = (),
         on_rung: RungCallback | None = None,
+        checkpoints: Path | None = None,
     ) -> CandidateResult:
-        from dataclasses import replace
-
+        """See :meth:`Evaluator.evaluate`. With rungs below the recovery budget the
+        candidate is compressed once and one recovery run goes on from rung to rung
+        (:meth:`CandidateBuilder.stage`), so a stopped candidate costs the steps of its
+        furthest rung, and a completed one the steps of its budget: the same model as
+        without rungs, bit for bit on the CPU. The accuracy reported at a rung is the run's
+        state there (learning rate not yet decayed), not that of a shorter budget."""
         self.prepare()
         start = time.perf_counter()
         full = spec.recovery.steps if spec.recovery is not None else 0
-        early = [r for r in rungs if 0 < r < full] if on_rung is not None else []
-        metrics: dict[str, DeviceMetrics] | None = None
-        for r in early:
-            # A rung retrains from the compressed model with fewer recovery steps (the
-            # same seed), so a stopped candidate costs the sum of its rungs. The structure
-            # (and so latency and size) does not depend on the recovery steps.
-            assert spec.recovery is not None and on_rung is not None
-            part = self._measure(
-                replace(spec, recovery=replace(spec.recovery, steps=r)),
-                devices=devices,
-                onnx_path=onnx_path if metrics is None else None,
-                metrics=metrics,
+        early = [r for r in sorted(set(rungs)) if 0 < r < full] if on_rung is not None else []
+        if not early:
+            built = self.builder.build(spec)
+            ev = self._measure(built.model, spec, devices=devices, onnx_path=onnx_path)
+            return CandidateResult(
+                spec=spec,
+                evaluation=ev,
+                onnx_path=onnx_path,
+                fidelity=int(full),
+                wall_s=time.perf_counter() - start,
+                trained_steps=int(full),
             )
+        assert on_rung is not None
+        from paretoedge.search._rung_checkpoint import RungCheckpoint
+
+        ckpt = (
+            RungCheckpoint.of(checkpoints, spec, self.config.to_dict())
+            if checkpoints is not None
+            else None
+        )
+        try:
+            return self._evaluate_rungs(
+                spec,
+                devices=devices,
+                onnx_path=onnx_path,
+                rungs=early,
+                on_rung=on_rung,
+                ckpt=ckpt,
+                start=start,
+            )
+        except Exception:
+            # a failed candidate is not retried: keep nothing (a killed process keeps its
+            # checkpoint, and Ctrl-C queues the trial again, so both continue)
+            if ckpt is not None:
+                ckpt.remove()
+            raise
+
+    def _evaluate_rungs(
+        self,
+        spec: CompressionSpec,
+        *,
+        devices: Sequence[str],
+        onnx_path: Path | None,
+        rungs: Sequence[int],
+        on_rung: RungCallback,
+        ckpt: RungCheckpoint | None,
+        start: float,
+    ) -> CandidateResult:
+        staged = self.builder.stage(spec)
+        saved = ckpt.load() if ckpt is not None else None
+        measured: dict[int, Evaluation] = {}
+        if saved is not None:
+            staged.load_state_dict(saved.state)
+            measured = {r: e for r, e in saved.evaluations.items() if r <= staged.done}
+            _log.info("continuing %s from recovery step %d", ckpt, staged.done)
+        resumed_at = staged.done
+        metrics: dict[str, DeviceMetrics] | None = None
+        for r in rungs:
+            part = measured.get(r)
+            if part is None:
+                staged.recover_to(r)
+                # The structure (so latency and size) does not depend on the steps: the
+                # device metrics come from the first rung's export.
+                part = self._measure(
+                    staged.result().model,
+                    spec,
+                    devices=devices,
+                    onnx_path=onnx_path if metrics is None else None,
+                    metrics=metrics,
+                )
+                measured[r] = part
+                if ckpt is not None:
+                    ckpt.save(staged.state_dict(), measured)
             metrics = dict(part.devices)
             if on_rung(r, part):
+                if ckpt is not None:
+                    ckpt.remove()
                 return CandidateResult(
                     spec=spec,
                     evaluation=part,
@@ -218,31 +307,39 @@ class PipelineEvaluator(Evaluator):
                     fidelity=r,
                     wall_s=time.perf_counter() - start,
                     pruned=True,
+                    trained_steps=staged.done - resumed_at,
                 )
-        ev = self._measure(spec, devices=devices, onnx_path=onnx_path, metrics=None)
+        staged.recover_to(staged.total)
+        ev = self._measure(
+            staged.result(final=True).model, spec, devices=devices, onnx_path=onnx_path
+        )
+        if ckpt is not None:
+            ckpt.remove()
         return CandidateResult(
             spec=spec,
             evaluation=ev,
             onnx_path=onnx_path,
-            fidelity=int(full),
+            fidelity=staged.total,
             wall_s=time.perf_counter() - start,
+            trained_steps=staged.done - resumed_at,
         )
 
     def _measure(
         self,
-        spec: Any,
+        model: Any,
+        spec: CompressionSpec,
         *,
         devices: Sequence[str],
         onnx_path: Path | None,
-        metrics: Mapping[str, DeviceMetrics] | None,
+        metrics: Mapping[str, DeviceMetrics] | None = None,
     ) -> Evaluation:
+        """Accuracy and size of a built ``model``; device metrics from its export to
+        ``onnx_path``, else ``metrics``."""
         from paretoedge.compression import export_onnx, model_stats
         from paretoedge.training import evaluate
 
         cfg = self.config
-        # An empty spec gives the cached teacher: only read below (evaluated, exported).
-        built = self.builder.build(spec)
-        model, tokenizer = built.model, built.tokenizer
+        tokenizer = self.builder.tokenizer
         stats = model_stats(model)
         if spec.exit is not None:
             from paretoedge.search._exits import measure_exit_candidate
@@ -323,6 +420,18 @@ class PipelineEvaluator(Evaluator):
     def score_onnx(self, onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
         return predict_devices(onnx_path, devices)
 
+    def rebuild_onnx(self, spec: CompressionSpec, onnx_path: Path) -> bool:
+        """Compress and recover ``spec`` (deterministic for the study's seed) and export it;
+        no accuracy is measured. An early-exit candidate's export carries its measured exit
+        distribution, which needs the validation pass: False for those."""
+        from paretoedge.compression import export_onnx
+
+        if spec.exit is not None:
+            return False
+        built = self.builder.build(spec)
+        export_onnx(built.model, onnx_path, seq_len=self.config.seq_len)
+        return True
+
     def test_accuracy(self, onnx_path: Path) -> float:
         """Accuracy on the (limited) test split, run by onnxruntime on the exported file.
 
@@ -388,10 +497,22 @@ class LookupEvaluator(Evaluator):
     enumerable space: every point is measured once with :class:`PipelineEvaluator`, then
     trials cost a dictionary lookup. Asking for a spec not in the table is a bug of the
     caller (KeyError).
+
+    Args:
+        table: Evaluations by :func:`spec_key` of the flat spec.
+        key: The table key of a spec, where the table was recorded under another
+            normalisation (e.g. a recording that stored a no-op transform as none);
+            default ``spec_key(spec.to_flat())``.
     """
 
-    def __init__(self, table: Mapping[str, Evaluation]) -> None:
+    def __init__(
+        self,
+        table: Mapping[str, Evaluation],
+        *,
+        key: Callable[[CompressionSpec], str] | None = None,
+    ) -> None:
         self.table = dict(table)
+        self._key = key or (lambda spec: spec_key(spec.to_flat()))
 
     def evaluate(
         self,
@@ -401,9 +522,10 @@ class LookupEvaluator(Evaluator):
         onnx_path: Path | None,
         rungs: Sequence[int] = (),
         on_rung: RungCallback | None = None,
+        checkpoints: Path | None = None,
     ) -> CandidateResult:
         start = time.perf_counter()
-        ev = self.table[spec_key(spec.to_flat())]
+        ev = self.table[self._key(spec)]
         ev = Evaluation(
             accuracy=ev.accuracy,
             size_bytes=ev.size_bytes,
@@ -426,7 +548,7 @@ class LookupEvaluator(Evaluator):
         the same structure with or without training)."""
         from paretoedge.search._cheap_metrics import StructuralMetrics
 
-        ev = self.table[spec_key(spec.to_flat())]
+        ev = self.table[self._key(spec)]
         return StructuralMetrics(
             size_bytes=ev.size_bytes,
             parameters=ev.parameters,

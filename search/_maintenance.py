@@ -83,9 +83,9 @@ def add_device(
     """Score every complete candidate of study ``name`` on ``device`` and store its front.
 
     Candidates are scored from their stored ONNX artifact; where that file is gone, the
-    candidate is rebuilt from its stored spec and the study's seed (the evaluator's
-    :func:`~paretoedge.search.build_candidate`) and re-exported. No accuracy is
-    recomputed or overwritten.
+    candidate is rebuilt from its stored spec and the study's seed
+    (:meth:`Evaluator.rebuild_onnx`: compression and recovery, no accuracy measured) and
+    re-exported. No accuracy is overwritten.
     """
     from rich.progress import Progress
 
@@ -112,8 +112,11 @@ def add_device(
             else:
                 runner.artifacts_dir.mkdir(parents=True, exist_ok=True)
                 out = runner.artifacts_dir / f"trial-{c.trial_number:05d}.onnx"
-                result = runner.evaluator.evaluate(c.spec, devices=[device], onnx_path=out)
-                metrics = result.evaluation.devices[device]
+                if runner.evaluator.rebuild_onnx(c.spec, out):
+                    metrics = runner.evaluator.score_onnx(out, [device])[device]
+                else:
+                    result = runner.evaluator.evaluate(c.spec, devices=[device], onnx_path=out)
+                    metrics = result.evaluation.devices[device]
                 add_onnx_artifact(runner.storage, c.id, out)
             records.append(metrics_record(c.id, device, metrics))
             bar.advance(task)
@@ -134,7 +137,10 @@ def sync_failed(runner: SearchRunner, study: optuna.Study) -> int:
     between creating the trial and the worker starting it): it gets a failed row with the
     spec of its parameters, so every Optuna trial keeps exactly one candidate row (but for
     a trial whose parameters the compression configs refuse: it failed before any row, and
-    there is no spec to store; a warning names it).
+    there is no spec to store; a warning names it). A trial killed while its parameters
+    were being sampled (between Optuna's ``ask`` and the last ``suggest``) has only some:
+    its row holds those, the others at their identity values, and its retry keeps the ones
+    chosen and samples the rest, so the retry's spec can differ from the failed row's.
 
     Returns:
         How many rows were written.

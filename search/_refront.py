@@ -66,13 +66,18 @@ def recompute_missing_fronts(connection: Connection) -> int:
     cands_t = cast("Table", CandidateRow.__table__)
     metrics_t = cast("Table", DeviceMetricsRow.__table__)
     front_t = cast("Table", FrontRow.__table__)
-    # This runs inside migration 0004: columns that later revisions add to the metrics
-    # table do not exist yet, so only the columns the database has are read (the others
-    # are None, as they are for rows written before those revisions).
-    present = {c["name"] for c in inspect(connection).get_columns(metrics_t.name)}
-    metric_cols = [c for c in metrics_t.c if c.name in present]
+
+    # This runs inside migration 0004: columns that later revisions add to these tables do
+    # not exist yet, so only the columns the database has are read (the others are None,
+    # as they are for rows written before those revisions).
+    def present(table: Table) -> list[Any]:
+        names = {c["name"] for c in inspect(connection).get_columns(table.name)}
+        return [c for c in table.c if c.name in names]
+
+    metric_cols = present(metrics_t)
+    cand_cols = present(cands_t)
     written = 0
-    for study in connection.execute(select(studies_t)).mappings().all():
+    for study in connection.execute(select(*present(studies_t))).mappings().all():
         ranked = {
             d
             for (d,) in connection.execute(
@@ -84,7 +89,7 @@ def recompute_missing_fronts(connection: Connection) -> int:
             continue
         rows = (
             connection.execute(
-                select(cands_t).where(
+                select(*cand_cols).where(
                     cands_t.c.study_id == study["id"], cands_t.c.state == "complete"
                 )
             )

@@ -9,6 +9,7 @@ and artifact rows, and how a stored row becomes an :class:`Evaluation` again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,14 @@ from paretoedge.search._evaluator import CandidateResult
 
 if TYPE_CHECKING:
     from paretoedge.compression import CompressionSpec
-    from paretoedge.storage import CandidateRecord, DeviceMetricsRecord, Storage
+    from paretoedge.storage import (
+        CandidateRecord,
+        CandidateValues,
+        DeviceMetricsRecord,
+        FinishedTrial,
+        FrontExtension,
+        Storage,
+    )
 
 
 def normalize_flat(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,32 +108,98 @@ def store_result(
     state: Literal["complete", "pruned"] = "complete",
 ) -> CandidateRecord:
     """Write a complete (or early-stopped) candidate, its device metrics and its ONNX
-    artifact. Only complete candidates are ranked into fronts."""
+    artifact; returns the stored candidate with the metrics written (what the fronts rank,
+    without reading it back). Only complete candidates are ranked into fronts."""
     from paretoedge import storage as st
 
-    ev = result.evaluation
     rec = st.upsert_candidate(
         storage,
         study=study,
         trial_number=trial_number,
         state=state,
         spec=result.spec,
-        accuracy=ev.accuracy,
-        size_bytes=ev.size_bytes,
-        parameters=ev.parameters,
-        sparsity=ev.sparsity,
-        fidelity=result.fidelity,
-        wall_s=result.wall_s,
+        is_baseline=baseline is not None,
+        baseline_name=baseline,
+        **dataclasses.asdict(stored_values(result)),
+    )
+    metrics = expected_metrics(rec.id, result)
+    st.upsert_device_metrics_many(storage, metrics=metrics)
+    if result.onnx_path is not None and result.onnx_path.is_file():
+        add_onnx_artifact(storage, rec.id, result.onnx_path)
+    return dataclasses.replace(rec, metrics=metrics)
+
+
+def finish_result(
+    storage: Storage,
+    *,
+    study: str,
+    candidate_id: int,
+    trial_number: int,
+    result: CandidateResult,
+    baseline: str | None = None,
+    state: Literal["complete", "pruned"] = "complete",
+    fronts: FrontExtension | None = None,
+) -> FinishedTrial:
+    """:func:`store_result` for a trial whose row exists (``candidate_id``, from
+    :func:`paretoedge.storage.start_trial`): the result, its device metrics and the front
+    ranks (if given) in one transaction (:func:`paretoedge.storage.finish_trial`)."""
+    from paretoedge import storage as st
+
+    done = st.finish_trial(
+        storage,
+        study=study,
+        candidate_id=candidate_id,
+        trial_number=trial_number,
+        state=state,
+        spec=result.spec,
+        metrics=expected_metrics(candidate_id, result),
+        values=stored_values(result),
+        fronts=fronts,
         is_baseline=baseline is not None,
         baseline_name=baseline,
     )
-    st.upsert_device_metrics_many(
-        storage,
-        metrics=[metrics_record(rec.id, d, m) for d, m in ev.devices.items()],
-    )
     if result.onnx_path is not None and result.onnx_path.is_file():
-        add_onnx_artifact(storage, rec.id, result.onnx_path)
-    return rec
+        add_onnx_artifact(storage, candidate_id, result.onnx_path)
+    return done
+
+
+def stored_values(result: CandidateResult) -> CandidateValues:
+    """The measured columns a result is stored with (every write path uses them)."""
+    from paretoedge.storage import CandidateValues
+
+    ev = result.evaluation
+    return CandidateValues(
+        accuracy=float(ev.accuracy),
+        size_bytes=ev.size_bytes,
+        parameters=ev.parameters,
+        sparsity=float(ev.sparsity),
+        fidelity=result.fidelity,
+        wall_s=result.wall_s,
+    )
+
+
+def expected_metrics(candidate_id: int, result: CandidateResult) -> tuple[DeviceMetricsRecord, ...]:
+    """The device-metrics rows a result is stored as."""
+    return tuple(metrics_record(candidate_id, d, m) for d, m in result.evaluation.devices.items())
+
+
+def expected_record(
+    running: CandidateRecord, result: CandidateResult, state: str = "complete"
+) -> CandidateRecord:
+    """The candidate row ``running`` becomes once ``result`` is stored (what
+    :func:`finish_result` writes), to rank it before writing it."""
+    values = stored_values(result)
+    return dataclasses.replace(
+        running,
+        state=state,  # type: ignore[arg-type]
+        accuracy=values.accuracy,
+        size_bytes=values.size_bytes,
+        parameters=values.parameters,
+        sparsity=values.sparsity,
+        fidelity=values.fidelity,
+        wall_s=values.wall_s,
+        metrics=expected_metrics(running.id, result),
+    )
 
 
 def completed_twin(
@@ -138,21 +212,30 @@ def completed_twin(
     compression and recovery with the study seed), so re-evaluating would store the same
     numbers at the cost of a full compression; the twin's accuracy, size and device
     metrics are reused instead (Optuna still records the trial, so samplers see it).
-    Only full-fidelity twins that have every device of this run qualify.
+    Only full-fidelity (complete, not early-stopped) twins that are not baselines and have
+    every device of this run qualify; the earliest such trial is reused. One indexed lookup
+    on the spec's digest (:func:`paretoedge.storage.candidates_with_spec`), whatever the
+    size of the study.
     """
     from paretoedge import storage as st
 
-    for c in st.list_candidates(storage, study=study, states=["complete"]):
-        if c.is_baseline or c.spec != spec:
-            continue
-        if any(c.metrics_for(d) is None for d in devices):
-            continue
-        return CandidateResult(
-            spec=c.spec,
-            evaluation=evaluation_of(c),
-            onnx_path=onnx_artifact(storage, c.id),
-            fidelity=int(c.fidelity or 0),
-            wall_s=0.0,
-            twin_of=c.trial_number,
-        )
-    return None
+    twins = st.candidates_with_spec(
+        storage,
+        study=study,
+        spec=spec,
+        states=["complete"],
+        baselines=False,
+        devices=devices,
+        limit=1,
+    )
+    if not twins:
+        return None
+    c = twins[0]
+    return CandidateResult(
+        spec=c.spec,
+        evaluation=evaluation_of(c),
+        onnx_path=onnx_artifact(storage, c.id),
+        fidelity=int(c.fidelity or 0),
+        wall_s=0.0,
+        twin_of=c.trial_number,
+    )

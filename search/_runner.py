@@ -3,8 +3,13 @@
 For each trial: sample a candidate (baselines first) -> :class:`Evaluator` (compress with the
 recovery budget, validation accuracy, ONNX export once, every device's hardware model) ->
 constraints through ``trial.set_constraint`` -> store the candidate, its device metrics and
-its ONNX artifact (:mod:`~paretoedge.search._results`) -> recompute and store the ranked
-front of every device (:mod:`~paretoedge.search._fronts`).
+its ONNX artifact (:mod:`~paretoedge.search._results`) -> rank it into the stored front of
+every device (:class:`~paretoedge.search._fronts.FrontKeeper`: only the new candidate and
+the ranks it changes are written).
+
+What a trial costs the controller does not grow with the study: the twin lookup is one
+indexed query on the spec's digest, the fronts are updated from an in-memory copy of the
+ranking, and no step reads every candidate (``bench/controller_overhead.py`` measures it).
 
 Optuna's RDB storage lives in the same database as the paretoedge tables, with a heartbeat:
 a trial whose process died is failed once its heartbeat is stale and re-enqueued
@@ -41,10 +46,21 @@ from paretoedge.search._evaluator import (
     EvaluatorFactory,
     PipelineEvaluator,
 )
-from paretoedge.search._fronts import DeviceFront, fill_test_accuracy, update_fronts
+from paretoedge.search._fronts import (
+    DeviceFront,
+    FrontKeeper,
+    fill_test_accuracy,
+    update_fronts,
+)
 from paretoedge.search._optuna_adapter import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, quiet_optuna
-from paretoedge.search._results import completed_twin, metrics_record, store_result
-from paretoedge.search._samplers import halving_pruner, sampler_for
+from paretoedge.search._results import (
+    completed_twin,
+    expected_record,
+    finish_result,
+    metrics_record,
+    store_result,
+)
+from paretoedge.search._samplers import halving_pruner, joining_sampler, sampler_for
 from paretoedge.search._space import baseline_params, baseline_spec, candidate_spec, suggest
 
 if TYPE_CHECKING:
@@ -61,6 +77,9 @@ _log = logging.getLogger(__name__)
 BASELINE_ATTR = "paretoedge.baseline"
 #: Trial user attribute naming the complete trial whose stored result a duplicate reused.
 TWIN_ATTR = "paretoedge.twin_of"
+#: Sub-directory of the study's artifacts holding the recovery checkpoints of candidates
+#: between early-stopping rungs (:mod:`~paretoedge.search._rung_checkpoint`).
+CHECKPOINTS_DIR = "rungs"
 
 
 @dataclass(frozen=True)
@@ -133,6 +152,7 @@ class SearchRunner:
         self._claim_id: int | None = None
         self.created = False
         self._screens: bool | None = None
+        self._keeper: FrontKeeper | None = None
         #: Devices scored and ranked: the config's plus those added later (add-device).
         self.devices: tuple[str, ...] = tuple(dict.fromkeys([*config.devices, *extra_devices]))
 
@@ -223,12 +243,7 @@ class SearchRunner:
                 sampler=sampler_for(cfg, runner=self),
                 pruner=self.pruner,
             )
-            # A process joining (or resuming) a study must not replay the random stream of
-            # the first one, or it would propose the same candidates again: offset the seed
-            # by the number of trials already there (deterministic for a given history).
-            n = len(study.get_trials(deepcopy=False))
-            if n:
-                study.sampler = sampler_for(cfg, seed_offset=n, runner=self)
+            study.sampler = joining_sampler(cfg, study, runner=self)
         if not study.metric_names:
             study.set_metric_names([o.label for o in cfg.objectives])
         enqueued = {t.user_attrs.get(BASELINE_ATTR) for t in study.get_trials(deepcopy=False)}
@@ -291,6 +306,7 @@ class SearchRunner:
     def objective(self, trial: optuna.Trial) -> tuple[float, ...]:
         """Evaluate one trial and store everything about it (see the module docstring)."""
         from paretoedge import storage as st
+        from paretoedge.storage._owner import current_owner
 
         cfg = self.config
         baseline = trial.user_attrs.get(BASELINE_ATTR)
@@ -300,18 +316,24 @@ class SearchRunner:
         # killed before Optuna's heartbeat thread first wrote would leave a trial that never
         # turns stale (no heartbeat row), so resume could not retry it.
         oa.record_heartbeat(trial.study, trial)
-        # The trial's owner (this process) goes into its claim first: `resume` fails the
-        # trial of a dead local owner at once instead of after the heartbeat grace.
-        self.bind_claim(number)
         # Optuna's dotted parameter names end here: the candidate is a typed spec from now on
-        # (a value the compression configs refuse fails the trial, with no candidate row).
-        spec = baseline_spec(baseline) if baseline else candidate_spec(cfg, params)
-        st.upsert_candidate(
+        # (a value the compression configs refuse fails the trial, with no candidate row;
+        # its claim is bound all the same).
+        try:
+            spec = baseline_spec(baseline) if baseline else candidate_spec(cfg, params)
+        except ConfigError:
+            self.bind_claim(number)
+            raise
+        # The trial's owner (this process) goes into its claim with the running row: `resume`
+        # fails the trial of a dead local owner at once instead of after the heartbeat grace.
+        claim_id, self._claim_id = self._claim_id, None
+        running = st.start_trial(
             self.storage,
             study=self.name,
             trial_number=number,
-            state="running",
             spec=spec,
+            owner=current_owner(),
+            claim_id=claim_id,
             is_baseline=bool(baseline),
             baseline_name=baseline,
         )
@@ -333,11 +355,27 @@ class SearchRunner:
             else:
                 if not baseline and self._screen_can_reject():
                     self._screen_before_training(trial, spec)
+                # only a candidate with rungs keeps a recovery between them; a custom
+                # evaluator written before checkpoints keeps working without early stopping
+                keep = {"checkpoints": self.artifacts_dir / CHECKPOINTS_DIR} if rungs else {}
                 result = self.evaluator.evaluate(
-                    spec, devices=self.devices, onnx_path=onnx_path, rungs=rungs, on_rung=on_rung
+                    spec,
+                    devices=self.devices,
+                    onnx_path=onnx_path,
+                    rungs=rungs,
+                    on_rung=on_rung,
+                    **keep,
                 )
             if result.pruned:
-                self.store_result(number, result, baseline=baseline, state="pruned")
+                finish_result(
+                    self.storage,
+                    study=self.name,
+                    candidate_id=running.id,
+                    trial_number=number,
+                    result=result,
+                    baseline=baseline,
+                    state="pruned",
+                )
                 import optuna
 
                 raise optuna.TrialPruned(f"stopped at {result.fidelity} recovery steps")
@@ -367,10 +405,21 @@ class SearchRunner:
                         skip_if_exists=False,
                     )
             raise
-        self.store_result(number, result, baseline=baseline)
-        fronts = self.update_fronts()
+        # The result, its device metrics and its front ranks in one transaction.
+        keeper = self.front_keeper()
+        plan = keeper.prepare(expected_record(running, result))
+        done = finish_result(
+            self.storage,
+            study=self.name,
+            candidate_id=running.id,
+            trial_number=number,
+            result=result,
+            baseline=baseline,
+            fronts=plan.extension,
+        )
+        keeper.settle(plan, done.front_version)
         if self._display:
-            self._display.finish_trial(number, result, fronts)
+            self._display.finish_trial(number, result, keeper.fronts())
         return values
 
     def _screen_can_reject(self) -> bool:
@@ -478,12 +527,28 @@ class SearchRunner:
 
     # -- fronts ---------------------------------------------------------------------
 
+    def front_keeper(self) -> FrontKeeper:
+        """The in-memory ranking that per-trial front updates go through (made again when
+        the run's devices changed)."""
+        if self._keeper is None or self._keeper.devices != self.devices:
+            self._keeper = FrontKeeper(
+                self.storage, study=self.name, config=self.config, devices=self.devices
+            )
+        return self._keeper
+
     def update_fronts(self, devices: Sequence[str] | None = None) -> dict[str, DeviceFront]:
-        """Rank the complete candidates on ``devices`` (default: every device of the run)
-        and store the ranking (:func:`paretoedge.search._fronts.update_fronts`)."""
+        """Rank all complete candidates on ``devices`` (default: every device of the run)
+        and store the whole ranking (:func:`paretoedge.search._fronts.update_fronts`): the
+        full path, for repairs and a new device; trials use :meth:`front_keeper`."""
         return update_fronts(
             self.storage, study=self.name, config=self.config, devices=devices or self.devices
         )
+
+    def reconcile_fronts(self) -> dict[str, DeviceFront]:
+        """Every device's stored ranking, ranking whole only the devices whose stored fronts
+        miss a complete candidate or hold one that is no longer complete
+        (:meth:`FrontKeeper.reconcile`)."""
+        return self.front_keeper().reconcile()
 
     def fill_test_accuracy(self, fronts: Mapping[str, DeviceFront]) -> int:
         """Measure test accuracy of front members and baselines that lack it."""
@@ -522,6 +587,8 @@ class SearchRunner:
 
         study = self.study
         recover(self, study)
+        # Candidates that recovery completed are ranked now, before the first trial.
+        self.reconcile_fronts()
         budget = self.config.budget
         done = _count(study, (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
         remaining = None if budget.trials is None else max(0, budget.trials - done)
@@ -546,7 +613,7 @@ class SearchRunner:
         finally:
             self._display = None
             recover(self, study)
-            fronts = self.update_fronts()
+            fronts = self.reconcile_fronts()
             if status == "running":
                 # Decided last: recovery may have completed trials, and other workers may
                 # have finished the budget while this one stored its fronts.
@@ -559,7 +626,7 @@ class SearchRunner:
         import optuna
 
         study = self.study
-        fronts = fronts if fronts is not None else self.update_fronts()
+        fronts = fronts if fronts is not None else self.reconcile_fronts()
         return SearchSummary(
             study=self.name,
             storage=self.storage.url,

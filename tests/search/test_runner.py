@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _synthetic import (  # noqa: E402
     SyntheticEvaluator,
+    chosen_completely,
     synthetic_config,
     synthetic_evaluation,
     twin_trials,
@@ -256,6 +257,38 @@ def test_a_trial_that_died_before_its_row_was_written_gets_a_failed_row(tmp_path
     assert row.state == "failed" and not row.is_baseline
     for key, value in params.items():
         assert row.flat[key] == value
+
+
+def test_a_trial_that_died_while_sampling_its_parameters_gets_a_row_and_a_retry(
+    tmp_path: Path,
+) -> None:
+    """A trial killed after ``ask`` and its first parameter but before the rest (a Ray
+    driver samples them one by one) is failed on resume with a failed row holding the
+    parameter chosen (one row per trial), and its retry keeps that parameter."""
+    import optuna
+
+    from paretoedge import storage as st
+
+    config = synthetic_config(baselines=[], sampler={"name": "random"}, budget={"trials": 3})
+    runner = _runner(tmp_path, config)
+    study = runner.study
+    orphan = study.ask()
+    first = config.space[0]
+    assert first.key == "prune.sparsity" and first.low is not None and first.high is not None
+    chosen = orphan.suggest_float(first.key, first.low, first.high, step=first.step)
+    # left RUNNING with no claim bound to it: resume finds it dead, fails and retries it
+    assert not chosen_completely(config.space, {first.key: chosen})
+    summary = runner.run()
+    assert summary.trials_complete == 3
+    rows = {c.trial_number: c for c in st.list_candidates(runner.storage, study="synthetic")}
+    assert sorted(rows) == sorted(t.number for t in runner.study.trials)
+    assert rows[orphan.number].state == "failed"
+    assert rows[orphan.number].flat["prune.sparsity"] == chosen
+    (retry,) = [
+        t for t in runner.study.trials if t.system_attrs.get("failed_trial") == orphan.number
+    ]
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert retry.params["prune.sparsity"] == chosen
 
 
 def test_a_candidate_the_compression_configs_refuse_fails_without_a_row(tmp_path: Path) -> None:

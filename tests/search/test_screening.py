@@ -188,3 +188,61 @@ def test_screening_survives_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert summary.trials_complete == 14
     keys = [json.dumps(f, sort_keys=True) for f in _evaluated(log)]
     assert len(keys) == len(set(keys))
+
+
+def test_two_workers_with_screening_keep_the_budget_and_resume(tmp_path: Path) -> None:
+    """Two worker processes with the screening sampler on one SQLite study, both killed
+    (SIGKILL) mid-study, then resumed by one worker: exactly the budget of trials ends
+    complete or pruned, no candidate breaking dev-c's flash or ``latency_ms[dev-c] <= 3`` is
+    ever evaluated, and only the killed trials' candidates are evaluated again."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import optuna
+
+    budget = 12
+    cfg = synthetic_config(
+        space=SPACE,
+        devices=["dev-c"],
+        constraints=["accuracy >= 0.5", "latency_ms[dev-c] <= 3"],
+        sampler={"name": "screening"},
+        baselines=[],
+        budget={"trials": budget},
+    )
+    cfg_path = tmp_path / "study.json"
+    cfg_path.write_text(json.dumps(cfg.to_dict()))
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    log = tmp_path / "evals.jsonl"
+    env = {**os.environ, "PE_TEST_SLEEP": "0.4", "PE_TEST_LOG": str(log)}
+    worker = [sys.executable, str(Path(__file__).parent / "_worker.py"), str(cfg_path), url, "1"]
+    procs = [
+        subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while len(_evaluated(log)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_evaluated(log)) >= 4, "the workers did not start evaluating"
+        pids = {json.loads(line)["pid"] for line in log.read_text().splitlines()}
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+            p.communicate(timeout=30)
+    assert pids == {p.pid for p in procs}, "both workers evaluated"
+
+    out = subprocess.run([*worker, "resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    study = optuna.load_study(study_name=cfg.name, storage=url)
+    states = [t.state.name for t in study.get_trials()]
+    assert states.count("COMPLETE") + states.count("PRUNED") == budget, states
+    assert set(states) <= {"COMPLETE", "PRUNED", "FAIL"}, states
+    evaluated = _evaluated(log)
+    for flat in evaluated:
+        m = synthetic_evaluation(flat, ["dev-c"]).devices["dev-c"]
+        assert m.feasible and m.latency_ms <= 3, flat
+    keys = [json.dumps(f, sort_keys=True) for f in evaluated]
+    assert len(keys) - len(set(keys)) <= states.count("FAIL")

@@ -46,7 +46,11 @@ def _study(tmp_path: Path, devices: list[str]) -> Path:
 
 
 def test_tiny_bert_study_stores_a_front_per_device(
-    tmp_path: Path, devices: list[str], shared_home: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    devices: list[str],
+    shared_home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from paretoedge import storage as st
 
@@ -80,13 +84,34 @@ def test_tiny_bert_study_stores_a_front_per_device(
     assert main(["resume", "tiny", "--storage", url, "--no-progress", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["trials_complete"] == 5
 
-    # a third device is scored from the stored ONNX files, without retraining
+    # a third device is scored from the stored ONNX files, without retraining; a candidate
+    # whose file is gone is rebuilt (compression + recovery) without measuring its accuracy
+    import shutil
+
+    import paretoedge.training
+    from paretoedge.search._evaluator import predict_devices
+
+    lost_cand = next(c for c in cands if not c.is_baseline)
+    lost = Path(st.list_artifacts(storage, candidate_id=lost_cand.id)[0].path)
+    kept = tmp_path / "original.onnx"
+    shutil.move(lost, kept)
+
+    def no_accuracy(*args: object, **kwargs: object) -> float:
+        raise AssertionError("add-device measured a validation accuracy")
+
+    monkeypatch.setattr(paretoedge.training, "evaluate", no_accuracy)
     new = devices[2]
     assert main(["add-device", "tiny", "--device", new, "--storage", url, "--json"]) == 0
     added = json.loads(capsys.readouterr().out)
     assert list(added["fronts"]) == [new] and added["fronts"][new]
     cands = st.list_candidates(storage, study="tiny", device=new)
     assert all(c.metrics_for(new) is not None for c in cands)
+    rebuilt = st.get_candidate(storage, study="tiny", trial_number=lost_cand.trial_number)
+    assert rebuilt.accuracy == lost_cand.accuracy
+    art = st.list_artifacts(storage, candidate_id=lost_cand.id)[-1]
+    assert Path(art.path).is_file()
+    # the rebuild is the same model (seeded compression and recovery): same device metrics
+    assert predict_devices(Path(art.path), [new]) == predict_devices(kept, [new])
     storage.engine.dispose()
 
 
