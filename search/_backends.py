@@ -29,8 +29,10 @@ class Backend(abc.ABC):
     Contract: run at most ``n_trials`` more trials (``None``: no trial limit) for at most
     ``timeout`` seconds, each by calling ``runner.objective(trial)`` on a trial of
     ``runner.study`` (or of a study loaded from ``runner.optuna_storage()`` in a worker);
-    return when done. Errors of single trials must not stop the search; a
-    :class:`KeyboardInterrupt` must propagate after the running trials are failed.
+    return when done. After each trial the objective ran in this process, call
+    ``runner.interrupts.deliver()`` (Ctrl-C held back while the trial was stored). Errors
+    of single trials must not stop the search; a :class:`KeyboardInterrupt` must propagate
+    after the running trials are failed.
     """
 
     @abc.abstractmethod
@@ -91,6 +93,9 @@ class OptunaBackend(Backend):
                         catch=(ParetoEdgeError,),
                         gc_after_trial=False,
                     )
+                # Ctrl-C held back while the trial's result was stored, raised now that
+                # Optuna has recorded the trial.
+                runner.interrupts.deliver()
             finally:
                 runner.release_claim()
                 if self.gc_after_trial:

@@ -52,6 +52,7 @@ from paretoedge.search._fronts import (
     fill_test_accuracy,
     update_fronts,
 )
+from paretoedge.search._interrupts import InterruptGuard
 from paretoedge.search._optuna_adapter import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, quiet_optuna
 from paretoedge.search._results import (
     completed_twin,
@@ -153,6 +154,8 @@ class SearchRunner:
         self.created = False
         self._screens: bool | None = None
         self._keeper: FrontKeeper | None = None
+        #: Ctrl-C held back while a finished trial is stored (see ``_interrupts``).
+        self.interrupts = InterruptGuard()
         #: Devices scored and ranked: the config's plus those added later (add-device).
         self.devices: tuple[str, ...] = tuple(dict.fromkeys([*config.devices, *extra_devices]))
 
@@ -367,15 +370,16 @@ class SearchRunner:
                     **keep,
                 )
             if result.pruned:
-                finish_result(
-                    self.storage,
-                    study=self.name,
-                    candidate_id=running.id,
-                    trial_number=number,
-                    result=result,
-                    baseline=baseline,
-                    state="pruned",
-                )
+                with self.interrupts.held():
+                    finish_result(
+                        self.storage,
+                        study=self.name,
+                        candidate_id=running.id,
+                        trial_number=number,
+                        result=result,
+                        baseline=baseline,
+                        state="pruned",
+                    )
                 import optuna
 
                 raise optuna.TrialPruned(f"stopped at {result.fidelity} recovery steps")
@@ -405,21 +409,24 @@ class SearchRunner:
                         skip_if_exists=False,
                     )
             raise
-        # The result, its device metrics and its front ranks in one transaction.
-        keeper = self.front_keeper()
-        plan = keeper.prepare(expected_record(running, result))
-        done = finish_result(
-            self.storage,
-            study=self.name,
-            candidate_id=running.id,
-            trial_number=number,
-            result=result,
-            baseline=baseline,
-            fronts=plan.extension,
-        )
-        keeper.settle(plan, done.front_version)
-        if self._display:
-            self._display.finish_trial(number, result, keeper.fronts())
+        # The result, its device metrics and its front ranks in one transaction. Ctrl-C
+        # from here on waits until Optuna has recorded the trial: raised now, it would fail
+        # a trial whose result is stored, and recovery would then fail its row.
+        with self.interrupts.held():
+            keeper = self.front_keeper()
+            plan = keeper.prepare(expected_record(running, result))
+            done = finish_result(
+                self.storage,
+                study=self.name,
+                candidate_id=running.id,
+                trial_number=number,
+                result=result,
+                baseline=baseline,
+                fronts=plan.extension,
+            )
+            keeper.settle(plan, done.front_version)
+            if self._display:
+                self._display.finish_trial(number, result, keeper.fronts())
         return values
 
     def _screen_can_reject(self) -> bool:
@@ -606,6 +613,7 @@ class SearchRunner:
                         be.run(self, n_trials=remaining, timeout=timeout)
                 else:
                     be.run(self, n_trials=remaining, timeout=timeout)
+                self.interrupts.deliver()  # for a backend that did not
             status = "running"
         except KeyboardInterrupt:
             status = "stopped"

@@ -234,6 +234,48 @@ def test_a_repeated_configuration_reuses_its_stored_result(
         }
 
 
+@pytest.mark.parametrize("where", ["settle", "display"])
+def test_ctrl_c_after_the_result_is_stored_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """SIGINT arriving after a trial's result was committed but before its objective
+    returned (as ``paretoedge`` stopped over HTTP right after its first complete candidate)
+    used to fail the Optuna trial, and recovery then failed the stored row and emptied the
+    front. Now the interrupt waits until Optuna has recorded the trial: the run stops with
+    the trial complete, its row complete and on the front."""
+    import os
+    import signal
+
+    import optuna
+
+    from paretoedge import storage as st
+    from paretoedge.search._display import Display
+    from paretoedge.search._fronts import FrontKeeper
+
+    runner = _runner(tmp_path, synthetic_config(baselines=[], budget={"trials": 5}))
+    runner.progress = where == "display"
+    target = (FrontKeeper, "settle") if where == "settle" else (Display, "finish_trial")
+    original = getattr(*target)
+
+    def interrupted(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # handled on the next bytecode: here
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(*target, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    (trial,) = runner.study.trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    (row,) = st.list_candidates(runner.storage, study="synthetic")
+    assert row.state == "complete" and row.trial_number == trial.number
+    assert st.get_study(runner.storage, name="synthetic").status == "stopped"
+    for device in runner.devices:
+        page = st.get_front(runner.storage, study="synthetic", device=device)
+        assert [e.candidate.id for e in page.entries] == [row.id]
+    assert not runner.interrupts.pending
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_trial_that_died_before_its_row_was_written_gets_a_failed_row(tmp_path: Path) -> None:
     """A trial created (and its parameters sampled) whose process died before the worker
     wrote its candidate row is failed on resume and gets a failed row with its spec, so every
