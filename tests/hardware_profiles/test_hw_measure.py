@@ -26,8 +26,8 @@ pytestmark = pytest.mark.tvm
 # and a session's machine changes (the same "AMD EPYC" string measured TVM 2.5x slower than
 # that fit on 2026-11-24). So the test does what a user does on a new machine: it measures a
 # few training shapes, fits the profile to them (``fit_profile``, what ``calibrate`` runs) and
-# checks the held-out shapes below against that fit (within 1.6x on a quiet run here). The
-# factors of 2 leave room for a shared, loaded CI machine.
+# checks the held-out shapes below against that fit (onnxruntime within 1.12x in three fits
+# on a quiet run here). The factors of 2 leave room for a shared, loaded CI machine.
 FACTOR_ORT = 2.0
 FACTOR_TVM = 2.0
 #: Shapes measured to fit the profiles; none of them is a held-out shape of the test.
@@ -68,37 +68,55 @@ def test_tvm_module_matches_onnxruntime_and_pytorch(make_onnx) -> None:
     np.testing.assert_allclose(tvm_out, ref, rtol=1e-4, atol=1e-5)
 
 
+#: Shapes the profiles are checked on, never fitted to.
+HELD_OUT = {
+    "tiny": {},
+    "L1-S64": {"layers": 1, "seq_len": 64},
+    "H128": {"hidden": 128, "heads": 4, "ffn": 256},
+}
+#: Rounds over all shapes for the onnxruntime timings. A model here runs in ~0.1 ms, so one
+#: call of ``measure_ort`` lasts a few ms and a thread pool still spinning from the previous
+#: step (torch's after the exports, TVM's after its timings) can double it: measured 1.7-1.8x
+#: slower for the first shapes timed after the exports. Each shape's fastest round is kept,
+#: training and held-out shapes alike, so such a burst biases neither side.
+ORT_ROUNDS = 3
+
+
 @pytest.fixture(scope="module")
-def fitted_host(make_onnx) -> dict[str, DeviceProfile]:
+def timings(make_onnx) -> dict[str, dict]:
+    """Paths and fastest latencies (ms) of the training and held-out shapes, per runtime."""
+    paths = {f"train{i}": make_onnx(**shape) for i, shape in enumerate(TRAIN_SHAPES)}
+    paths.update({name: make_onnx(**shape) for name, shape in HELD_OUT.items()})
+    tvm = {name: measure_tvm(p, repeats=5).min_ms for name, p in paths.items()}
+    ort = {name: float("inf") for name in paths}
+    for _ in range(ORT_ROUNDS):
+        for name, p in paths.items():
+            ort[name] = min(ort[name], measure_ort(p, repeats=30).min_ms)
+    return {"paths": paths, "host": tvm, "host-ort": ort}
+
+
+@pytest.fixture(scope="module")
+def fitted_host(timings: dict[str, dict]) -> dict[str, DeviceProfile]:
     """``host`` and ``host-ort`` fitted on this machine's timings of :data:`TRAIN_SHAPES`."""
-    paths = [make_onnx(**shape) for shape in TRAIN_SHAPES]
-    measured = {
-        "host": [measure_tvm(p, repeats=5).min_ms for p in paths],
-        "host-ort": [measure_ort(p, repeats=30).min_ms for p in paths],
-    }
+    names = [f"train{i}" for i in range(len(TRAIN_SHAPES))]
+    paths = [timings["paths"][n] for n in names]
     fitted = {}
-    for device, ms in measured.items():
+    for device in ("host", "host-ort"):
         profile = load_profile(device)
         rows = feature_rows(paths, profile)
+        ms = [timings[device][n] for n in names]
         fitted[device] = fit_profile(profile, rows, ms, cross_validate=False).profile
     return fitted
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "shape",
-    [{}, {"layers": 1, "seq_len": 64}, {"hidden": 128, "heads": 4, "ffn": 256}],
-    ids=["tiny", "L1-S64", "H128"],
-)
+@pytest.mark.parametrize("name", list(HELD_OUT))
 def test_host_prediction_within_stated_error(
-    shape: dict, make_onnx, fitted_host: dict[str, DeviceProfile]
+    name: str, timings: dict[str, dict], fitted_host: dict[str, DeviceProfile]
 ) -> None:
-    path = make_onnx(**shape)
-    tvm_ms = measure_tvm(path, repeats=9).min_ms
-    ort_ms = measure_ort(path, repeats=30).min_ms
-    (row_tvm,) = feature_rows([path], fitted_host["host"])
-    (row_ort,) = feature_rows([path], fitted_host["host-ort"])
-    pred_tvm = predict_from_features(row_tvm, fitted_host["host"])
-    pred_ort = predict_from_features(row_ort, fitted_host["host-ort"])
-    assert 1 / FACTOR_TVM < pred_tvm / tvm_ms < FACTOR_TVM, (pred_tvm, tvm_ms)
-    assert 1 / FACTOR_ORT < pred_ort / ort_ms < FACTOR_ORT, (pred_ort, ort_ms)
+    path = timings["paths"][name]
+    for device, factor in (("host", FACTOR_TVM), ("host-ort", FACTOR_ORT)):
+        (row,) = feature_rows([path], fitted_host[device])
+        predicted = predict_from_features(row, fitted_host[device])
+        measured = timings[device][name]
+        assert 1 / factor < predicted / measured < factor, (device, predicted, measured)
