@@ -173,7 +173,14 @@ def _merge(out: Path, parts: list[Path]) -> None:
         if doc is None:
             doc = piece
             doc["meta"]["commands"] = []
-        doc["rows"].update(piece["rows"])
+        for key, row in piece["rows"].items():
+            # a device-phase shard carries every row, with device metrics on its own only
+            known_row = doc["rows"].get(key)
+            if known_row is None or row.get("devices") or not known_row.get("devices"):
+                doc["rows"][key] = row
+        seconds = meta.get("devices_seconds", 0.0)
+        if piece is not doc and seconds:
+            doc["meta"]["devices_seconds"] = doc["meta"].get("devices_seconds", 0.0) + seconds
         known = doc["meta"]["commands"]
         known.extend(c for c in commands if c not in known)
         for key in ("torch_device", "host"):
@@ -190,15 +197,41 @@ def _device_metrics(m: Any) -> dict[str, Any]:
     return m.__dict__ | {"violations": list(m.violations)}
 
 
-def _fill_devices(ev: Any, config: Any, doc: dict[str, Any], out: Path, limit: int | None) -> None:
+def _architecture(flat: dict[str, Any]) -> str:
+    """The part of a point that decides its graph: everything but training, pruning and
+    quantisation (those change weight values and metadata, not the ONNX structure)."""
+    skip = ("recovery.", "prune.", "quant.")
+    return json.dumps({k: v for k, v in flat.items() if not k.startswith(skip)}, sort_keys=True)
+
+
+def _fill_devices(
+    ev: Any,
+    config: Any,
+    doc: dict[str, Any],
+    out: Path,
+    limit: int | None,
+    shard: tuple[int, int] = (0, 1),
+) -> None:
     """The device phase: every row without device metrics gets them from its structure."""
     from paretoedge.compression import CompressionSpec
 
     rows = doc["rows"]
     todo = [k for k, r in rows.items() if not r.get("devices")]
+    # a shard takes whole architectures (every sparsity and bit-width of one), so shards
+    # running side by side do not lower the same graph twice (the lowering cache is shared)
+    archs = sorted({_architecture(rows[k]["spec"]) for k in todo})
+    mine = set(archs[shard[0] :: shard[1]])
+    todo = sorted(
+        (k for k in todo if _architecture(rows[k]["spec"]) in mine),
+        key=lambda k: _architecture(rows[k]["spec"]),
+    )
     if limit is not None:
         todo = todo[:limit]
-    print(f"{len(rows)} rows, {len(todo)} without device metrics", file=sys.stderr)
+    print(f"{len(rows)} rows, {len(todo)} without device metrics in this shard", file=sys.stderr)
+    command = "python bench/record_space.py " + shlex.join(sys.argv[1:])
+    commands = doc["meta"].setdefault("commands", [])
+    if command not in commands:
+        commands.append(command)
     ev.prepare()
     for i, key in enumerate(todo):
         row = rows[key]
@@ -222,7 +255,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=None, help="record at most N new points")
     ap.add_argument("--phase", choices=["all", "accuracy", "devices"], default="all")
-    ap.add_argument("--shard", type=_parse_shard, default=(0, 1), help="I/N: every N-th point")
+    ap.add_argument(
+        "--shard",
+        type=_parse_shard,
+        default=(0, 1),
+        help="I/N: every N-th point (accuracy phase) or architecture (devices phase)",
+    )
     ap.add_argument("--torch-device", default=None, help="e.g. cuda (accuracy phase only)")
     ap.add_argument("--merge", type=Path, nargs="+", default=None, help="shard files to join")
     args = ap.parse_args()
@@ -248,7 +286,7 @@ def main() -> None:
     doc["rows"] = rows
     ev = PipelineEvaluator(config)
     if args.phase == "devices":
-        _fill_devices(ev, config, doc, args.out, args.limit)
+        _fill_devices(ev, config, doc, args.out, args.limit, args.shard)
         return
 
     shard, shards = args.shard

@@ -264,6 +264,18 @@ def replay_doc(meta: dict[str, Any], sampler: str, seed: int, trials: int) -> di
     return doc
 
 
+def table_key(spec: Any) -> str:
+    """The key of ``spec`` in a table of ``bench/record_space.py``: it recorded a no-op
+    transform as none (a student as deep as the teacher, low-rank energy 1.0), so a trial's
+    spec is normalised the same way before the lookup."""
+    from record_space import _drop_identity
+
+    from paretoedge.search import normalize_flat
+    from paretoedge.search._evaluator import spec_key
+
+    return spec_key(normalize_flat(_drop_identity(spec.to_flat())))
+
+
 def replay_run(
     meta: dict[str, Any], table: dict[str, Any], sampler: str, seed: int, trials: int, url: str
 ) -> list[tuple[Any, bool]]:
@@ -281,7 +293,9 @@ def replay_run(
 
     config = parse_config(replay_doc(meta, sampler, seed, trials), check_names=False)
     runner = SearchRunner(
-        config, storage_url=url, evaluator_factory=lambda c: LookupEvaluator(table)
+        config,
+        storage_url=url,
+        evaluator_factory=lambda c: LookupEvaluator(table, key=table_key),
     )
     runner.run(backend=OptunaBackend(gc_after_trial=False))
     cands = {
@@ -310,6 +324,42 @@ def feasible_on(config: Any, device: str, evaluations: list[Any]) -> list[Any]:
     ]
 
 
+def _timed_run(
+    meta: dict[str, Any], table: dict[str, Any], sampler: str, seed: int, trials: int, url: str
+) -> list[tuple[Any, bool]]:
+    t1 = time.perf_counter()
+    runs = replay_run(meta, table, sampler, seed, trials, url)
+    wall = time.perf_counter() - t1
+    print(f"  {sampler} seed {seed}: {len(runs)} trials in {wall:.1f} s", file=sys.stderr)
+    return runs
+
+
+def _replay_all(
+    meta: dict[str, Any],
+    table: dict[str, Any],
+    jobs: list[tuple[str, int]],
+    trials: int,
+    tmp: Path,
+    workers: int,
+) -> list[tuple[tuple[str, int], list[tuple[Any, bool]]]]:
+    """Every (sampler, seed) study, each in its own SQLite file; ``workers`` processes run
+    them side by side (the studies are independent, so the results do not depend on it)."""
+    urls = [f"sqlite:///{tmp}/{sampler}-{seed}.db" for sampler, seed in jobs]
+    if workers <= 1:
+        return [
+            (job, _timed_run(meta, table, *job, trials, url))
+            for job, url in zip(jobs, urls, strict=True)
+        ]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(_timed_run, meta, table, *job, trials, url)
+            for job, url in zip(jobs, urls, strict=True)
+        ]
+        return [(job, fut.result()) for job, fut in zip(jobs, futures, strict=True)]
+
+
 def replay(args: argparse.Namespace) -> None:
     import math
 
@@ -325,29 +375,28 @@ def replay(args: argparse.Namespace) -> None:
     everything = list(table.values())
     refs = {d: reference(config, d, everything) for d in devices}
     best = {d: front_hv(config, d, feasible_on(config, d, everything), refs[d]) for d in devices}
+    # a device on which no point of the table is feasible (MiniLM's smallest point needs
+    # 13 MiB of flash, an STM32H7 has 2 MiB) has no front: no share to report
+    empty = [d for d in devices if best[d] <= 0]
+    for d in empty:
+        print(f"{d}: no feasible point in the table, no front to reach", file=sys.stderr)
+    devices = [d for d in devices if d not in empty]
     samplers = args.samplers.split(",")
     seeds = range(args.seed_base, args.seed_base + args.seeds)
     shares: dict[tuple[str, float, str], list[float]] = {}
     trainings: dict[tuple[str, float], list[int]] = {}
     t0 = time.perf_counter()
+    jobs = [(sampler, seed) for sampler in samplers for seed in seeds]
     with tempfile.TemporaryDirectory() as tmp:
-        for sampler in samplers:
-            for seed in seeds:
-                db = f"sqlite:///{tmp}/{sampler}-{seed}.db"
-                t1 = time.perf_counter()
-                runs = replay_run(meta, table, sampler, seed, top, db)
-                print(
-                    f"  {sampler} seed {seed}: {len(runs)} trials in "
-                    f"{time.perf_counter() - t1:.1f} s",
-                    file=sys.stderr,
-                )
-                for f, b in budgets.items():
-                    prefix = runs[:b]
-                    evs = [e for e, _ in prefix if e is not None]
-                    trainings.setdefault((sampler, f), []).append(sum(t for _, t in prefix))
-                    for d in devices:
-                        hv = front_hv(config, d, feasible_on(config, d, evs), refs[d])
-                        shares.setdefault((sampler, f, d), []).append(hv / best[d])
+        results = _replay_all(meta, table, jobs, top, Path(tmp), args.jobs)
+    for (sampler, _seed), runs in results:
+        for f, b in budgets.items():
+            prefix = runs[:b]
+            evs = [e for e, _ in prefix if e is not None]
+            trainings.setdefault((sampler, f), []).append(sum(t for _, t in prefix))
+            for d in devices:
+                hv = front_hv(config, d, feasible_on(config, d, evs), refs[d])
+                shares.setdefault((sampler, f, d), []).append(hv / best[d])
     wall = time.perf_counter() - t0
 
     def mean_sd(v: list[float]) -> tuple[float, float]:
@@ -380,7 +429,9 @@ def replay(args: argparse.Namespace) -> None:
             print(json.dumps(r))
         return
     print(f"table {args.table}: {n} points + baselines, devices {devices}")
-    print(f"recorded with: {meta.get('command')} ({meta.get('record_seconds', 0):.0f} s)")
+    commands = meta.get("commands") or [meta.get("command")]
+    more = f" (+{len(commands) - 1} more)" if len(commands) > 1 else ""
+    print(f"recorded with: {commands[0]}{more} ({meta.get('record_seconds', 0):.0f} s)")
     print(f"seeds {args.seed_base}..{args.seed_base + args.seeds - 1}; replay took {wall:.0f} s")
     for d in devices:
         print(f"\n{d}: share of the brute-force front's HV, mean +- sd (regret / random's)")
@@ -414,6 +465,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--budgets", default="0.03,0.05,0.10,0.20")
     ap.add_argument("--samplers", default=",".join(REPLAY_SAMPLERS))
+    ap.add_argument("--jobs", type=int, default=1, help="replay studies run side by side")
     ap.add_argument("--trials", type=int, default=8, help="trial budget per study")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--overhead-trials", type=int, default=40)
