@@ -2,7 +2,8 @@
 
 Builds N varied BERT candidates (layers, hidden, heads, FFN width, sequence length), measures
 each for real on this machine with the TVM default build in the Relax VM and with
-onnxruntime (median of repeats: the machine is shared, medians resist the noise), fits the
+onnxruntime (median of repeats: the machine is shared, medians resist the noise), optionally
+one-token decoder steps for onnxruntime (``--n-decoders``, none of bench/truth's), fits the
 ``host`` / ``host-ort`` profile factors on a random part and reports Kendall tau and MAPE of
 predicted vs measured latency on the rest.
 
@@ -191,6 +192,52 @@ def small_candidates(n: int, seed: int, out: Path) -> list[Candidate]:
     return cands
 
 
+#: Seed offset of the decoder steps fitted here: bench/truth_sets.py draws its (held-out)
+#: decoders with the run's seed, these with another, and any repeat of a truth-set shape is
+#: dropped (:func:`decoder_candidates`).
+_DECODER_SEED_OFFSET = 1000
+
+
+def _truth_tags(truth_dir: Path) -> set[str]:
+    """The model tags of the committed truth sets (never fitted here: they check the fit)."""
+    tags: set[str] = set()
+    for csv_path in truth_dir.glob("*.csv"):
+        with csv_path.open() as f:
+            lines = [line for line in f if not line.startswith("#")]
+        tags.update(row["model"] for row in csv.DictReader(lines) if "model" in row)
+    return tags
+
+
+def decoder_candidates(n: int, seed: int, out: Path) -> list[Candidate]:
+    """``n`` one-token decoder steps (KV cache, beam batch, large vocabulary projection) of
+    the family bench/truth_sets.py measures, none of them a truth-set shape.
+
+    Why: to check whether an encoder-only fit extrapolates to decoder steps (batch-1 GEMVs,
+    a 32k-wide output projection, Concat on the cache). Measured 2026-11-24 on one quiet AMD
+    EPYC, truth sets and fits from the same hour: adding 12 of them to the fit did not help
+    the truth sets' held-out rows (bench/calibration.py zero-shot host-ort, ort1: tau 0.967 /
+    MAPE 11.1 % encoder-only, 0.950 / 13.6 % with decoders; ort2: 0.917 / 63.0 % and
+    0.933 / 66.5 %), so the default is none.
+    """
+    import truth_sets  # the sibling script: one definition of the decoder family
+
+    banned = _truth_tags(Path(__file__).parent / "truth")
+    cands: list[Candidate] = []
+    draw = seed + _DECODER_SEED_OFFSET
+    while len(cands) < n:
+        for spec in truth_sets.decoder_specs(n, draw):
+            tag = truth_sets.spec_tag(spec)
+            if tag in banned or any(c.path.stem == tag for c in cands) or len(cands) >= n:
+                continue
+            path = truth_sets.build_onnx(spec, out / "decoders")
+            h, b = spec["hidden"], spec["batch"]
+            per_layer = 4 * h * h + 2 * h * spec["ffn"] + 2 * spec["ctx"] * h
+            gflop = 2 * b * (spec["layers"] * per_layer + h * spec["vocab"]) / 1e9
+            cands.append(Candidate(path, gflop, False))
+        draw += 1
+    return cands
+
+
 def stratified_split(
     cands: list[Candidate], train_fraction: float, seed: int
 ) -> tuple[list[int], list[int]]:
@@ -344,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--n-small", type=int, default=36, help="small BERTs (hidden 32-256) for the TVM set only"
     )
+    parser.add_argument(
+        "--n-decoders",
+        type=int,
+        default=0,
+        help="one-token decoder steps for the onnxruntime sets (none of bench/truth's)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-fraction", type=float, default=0.6)
     parser.add_argument("--ort-repeats", type=int, default=60)
@@ -384,7 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     tvm_set += list(range(len(cands), len(cands) + len(small)))
     cands += small
     paths += [c.path for c in small]
-    subsets = {"onnxruntime": everything, "onnxruntime-1t": everything, "tvm-default": tvm_set}
+    decoders = decoder_candidates(args.n_decoders, args.seed, args.out)
+    ort_set = everything + list(range(len(cands), len(cands) + len(decoders)))
+    cands += decoders
+    paths += [c.path for c in decoders]
+    subsets = {"onnxruntime": ort_set, "onnxruntime-1t": ort_set, "tvm-default": tvm_set}
 
     meas_file = args.out / "measurements.csv"
     measured = _load_measurements(meas_file)
@@ -432,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
             profile,
             [rows[i] for i in train],
             [y[i] for i in train],
-            note=f"bench/latency_fidelity.py --n {args.n} --n-tvm {args.n_tvm} --seed "
+            note=f"bench/latency_fidelity.py --n {args.n} --n-tvm {args.n_tvm} "
+            f"--n-decoders {args.n_decoders} --seed "
             f"{args.seed}: {stat} latencies ({runtime}), {len(train)} fitted, "
             f"{len(test)} held out (stratified by size)",
         )

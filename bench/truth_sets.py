@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import platform
 import random
 import statistics
@@ -283,7 +284,8 @@ def _write(out: Path, rows: dict[str, list[dict[str, Any]]], command: str) -> No
         with target.open("w", newline="") as fh:
             fh.write(f"# {command}\n# host: {platform.processor() or platform.machine()}, ")
             fh.write(
-                f"{_cpu_name()}; shared 2-vCPU machine (timings noisy); "
+                f"{_cpu_name()}, {os.cpu_count()} CPUs, load average "
+                f"{os.getloadavg()[0]:.1f} when written (other jobs make timings noisy); "
                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
             )
             writer = csv.DictWriter(fh, fieldnames=list(table[0]))
