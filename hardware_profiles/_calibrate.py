@@ -18,10 +18,13 @@ robust loss (soft-L1 on each row's *relative* error: one outlier costs linearly,
 quadratically) plus a ridge that pulls every parameter toward the starting profile rescaled
 by one global factor (rates in log space, overheads in units of a tenth of the median
 latency). The ridge weight is chosen by leave-one-out cross-validation (10-fold above 10
-rows), and the same held-out predictions are compared with three least-squares proxies
-fitted on the same rows (FLOPs, weight bytes, FLOPs + operator count). When the best proxy
-predicts held-out rows better, the profile blends with it (``proxy_blend``: the blend weight
-that minimises the held-out error, possibly 1, i.e. the proxy alone) and the report says so.
+rows), an infinite one included: the starting profile rescaled by one factor, which is what
+ten noisy rows support when a free fit would only chase their noise (so the chosen fit does
+not do worse in cross-validation than that rescaled prior). The same held-out predictions
+are compared with three least-squares proxies fitted on the same rows (FLOPs, weight bytes,
+FLOPs + operator count). When the best proxy predicts held-out rows better, the profile
+blends with it (``proxy_blend``: the blend weight that minimises the held-out error,
+possibly 1, i.e. the proxy alone) and the report says so.
 """
 
 from __future__ import annotations
@@ -53,7 +56,10 @@ from ._profile import KERNEL_KINDS, PROXY_KINDS, DeviceProfile, ProxyBlend
 log = logging.getLogger(__name__)
 
 _MIN_SCALE = 1e-3
-_LAMBDAS = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+#: Ridge weights tried by cross-validation; ``inf`` keeps the starting profile's balance,
+#: rescaled by one global factor (what the measurements support when a free fit only
+#: chases their noise).
+_LAMBDAS = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, math.inf)
 _DEFAULT_LAMBDA = 1e-3
 _HUBER_REL = 0.05  # relative error where the soft-L1 loss turns from quadratic to linear
 _BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -64,9 +70,11 @@ _MIN_CV_ROWS = 5
 class CrossValidation:
     """Held-out (leave-one-out or k-fold) errors of the model and of each proxy.
 
-    ``mape`` values are percent; ``proxies`` maps a proxy name to (MAPE, Kendall tau) of its
-    held-out predictions; ``blend_*`` say whether and how the fitted profile falls back to
-    the best proxy; ``warning`` is the sentence ``calibrate`` prints when it does.
+    ``ridge`` is the one chosen (``inf``: the starting profile rescaled by one factor
+    predicted best); ``mape`` values are percent; ``proxies`` maps a proxy name to (MAPE,
+    Kendall tau) of its held-out predictions; ``blend_*`` say whether and how the fitted
+    profile falls back to the best proxy; ``warning`` is the sentence ``calibrate`` prints
+    when it does.
     """
 
     folds: int
@@ -78,6 +86,12 @@ class CrossValidation:
     blend_weight: float
     blended_mape: float
     warning: str | None
+
+    @property
+    def kept_prior(self) -> bool:
+        """Whether cross-validation kept the starting profile's balance (rescaled by one
+        factor) over every free fit."""
+        return math.isinf(self.ridge)
 
 
 @dataclass(frozen=True)
@@ -365,14 +379,21 @@ def _folds(n: int) -> list[np.ndarray]:
     return [np.arange(n)[i::10] for i in range(10)]
 
 
+def _solve(space: _Space, stack: _Stack, y_s: np.ndarray, ridge: float) -> LatencyParams:
+    """The fitted parameters; an infinite ridge keeps the centre (the starting profile
+    rescaled by one global factor)."""
+    if math.isinf(ridge):
+        return space.params(space.prior())
+    return space.params(_fit_params(space, stack, y_s, ridge))
+
+
 def _held_out(profile: DeviceProfile, stack: _Stack, y_s: np.ndarray, ridge: float) -> np.ndarray:
     pred = np.empty(stack.n)
     for test in _folds(stack.n):
         train = np.setdiff1d(np.arange(stack.n), test)
         sub = stack.take(train)
         space = _space(profile, sub, y_s[train])
-        x = _fit_params(space, sub, y_s[train], ridge)
-        pred[test] = stack.take(test).seconds(space.params(x))
+        pred[test] = stack.take(test).seconds(_solve(space, sub, y_s[train], ridge))
     return pred
 
 
@@ -502,7 +523,13 @@ def fit_profile(
         cv, _ = _cross_validate(base, rows, stack, y_s)
         ridge = cv.ridge
     space = _space(base, stack, y_s)
-    params = space.params(_fit_params(space, stack, y_s, ridge))
+    params = _solve(space, stack, y_s, ridge)
+    if cv is not None and cv.kept_prior:
+        log.warning(
+            "calibration: a free fit predicts held-out rows worse than the starting profile "
+            "rescaled by one factor; kept its balance (cross-validated MAPE %.1f%%)",
+            cv.model_mape,
+        )
     has_table = bool(np.any(~np.isnan(stack.table_s)))
     fitted = _profile_of(base, params, name or profile.name, has_table)
     if cv is not None and cv.blend_weight > 0:
@@ -532,7 +559,8 @@ def fit_profile(
             k: {"mape_pct": round(v[0], 2), "kendall_tau": round(v[1], 3)}
             for k, v in cv.proxies.items()
         }
-        calibration["ridge"] = cv.ridge
+        # None: the starting profile's balance was kept (an infinite ridge)
+        calibration["ridge"] = None if cv.kept_prior else cv.ridge
     fitted = dataclasses.replace(fitted, calibration=calibration)
     return FitReport(fitted, err, tau, len(rows), cv)
 

@@ -223,7 +223,8 @@ def register(app: typer.Typer) -> None:
             if cv is None
             else {
                 "folds": cv.folds,
-                "ridge": cv.ridge,
+                "ridge": None if cv.kept_prior else cv.ridge,
+                "kept_prior": cv.kept_prior,
                 "model_mape_pct": cv.model_mape,
                 "model_kendall_tau": cv.model_tau,
                 "proxies": {
@@ -256,6 +257,11 @@ def register(app: typer.Typer) -> None:
                 f"held out ({cv.folds}-fold): model MAPE {cv.model_mape:.1f}% / tau "
                 f"{cv.model_tau:.3f}; proxies (MAPE / tau) {proxies}"
             )
+            if cv.kept_prior:
+                c.print(
+                    f"kept {profile.name}'s balance, rescaled by one factor: every free fit "
+                    "predicted held-out rows worse (more rows would let the fit move it)"
+                )
             if cv.warning:
                 c.print(f"[yellow]warning:[/yellow] {cv.warning}")
         devices_dir = get_settings().devices_dir

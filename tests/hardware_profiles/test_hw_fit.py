@@ -179,6 +179,31 @@ def test_blended_profile_round_trips(tmp_path) -> None:  # noqa: ANN001
     assert back.calibration["cv_proxies"].keys() == {"flops", "weight_bytes", "flops_ops"}
 
 
+def test_a_right_prior_is_kept_when_free_fits_only_chase_noise() -> None:
+    """Ten rows timed on a device the starting profile describes up to one factor, with 15 %
+    noise: every free fit predicts held-out rows worse than the profile rescaled, so
+    cross-validation keeps its balance (an infinite ridge) and says so; predictions are the
+    starting profile's times one factor."""
+    start = load_profile("host-ort")
+    peak = start.peak_gops["fp32"] * 1e9
+    prior = LatencyParams.of(start)
+    rows = _rows(0, 10, peak)
+    rng = np.random.default_rng(100)
+    measured = [
+        terms_latency_s(r, prior) * 1e3 * 1.8 * float(np.exp(rng.normal(0, 0.15))) for r in rows
+    ]
+    report = fit_profile(start, rows, measured)
+    assert report.cv is not None and report.cv.kept_prior
+    assert report.profile.calibration["ridge"] is None
+    free = dataclasses.replace(report.profile, proxy_blend=None)
+    ratios = [
+        predict_from_features(r, free) / (terms_latency_s(r, prior) * 1e3)
+        for r in _rows(50, 12, peak)
+    ]
+    assert max(ratios) == pytest.approx(min(ratios), rel=1e-6)
+    assert 1.5 < ratios[0] < 2.2
+
+
 def test_small_sets_skip_cross_validation() -> None:
     start = load_profile("host-ort")
     rows = _rows(5, 4, start.peak_gops["fp32"] * 1e9)
