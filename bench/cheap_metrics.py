@@ -14,6 +14,14 @@ Beside it, the full evaluation of the same candidates (compression with the stud
 recovery, validation accuracy, export, hardware models; warm lowering cache).
 
 Usage: python bench/cheap_metrics.py [--n 6] [--devices rpi4,mali-g76,stm32h7,host-ort]
+
+``--variants K`` measures instead what a screening pool pays per candidate for the
+bit-width and sparsity variants of K architectures of ``--preset`` (tiny or minilm; every
+variant of each), warm lowering cache, side by side in one run, architecture by
+architecture: each candidate exported (``GRAPHS_KEPT = 0``, as before) against variants
+costed on their architecture's one export (:func:`~paretoedge.search._cheap_metrics.graph_key`).
+
+    python bench/cheap_metrics.py --variants 3 --preset minilm --devices rpi4,host-ort
 """
 
 from __future__ import annotations
@@ -35,7 +43,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=6)
     ap.add_argument("--devices", default="rpi4,mali-g76,stm32h7,host-ort")
+    ap.add_argument("--variants", type=int, default=0, metavar="K")
+    ap.add_argument("--preset", choices=["tiny", "minilm"], default="tiny")
     args = ap.parse_args()
+    if args.variants:
+        variants(args.variants, args.preset, args.devices.split(","))
+        return
 
     import logging
 
@@ -91,6 +104,58 @@ def main() -> None:
             f"  {k:9s} {what:38s} median {statistics.median(v):7.3f} s  "
             f"min {min(v):7.3f}  max {max(v):7.3f}"
         )
+
+
+def variants(k: int, preset: str, devices: list[str]) -> None:
+    """Per-candidate structural-metrics cost of every variant of ``k`` architectures."""
+    import logging
+    from collections import defaultdict
+
+    logging.disable(logging.WARNING)
+    import numpy as np
+    from record_space import PRESETS
+
+    from paretoedge.search import candidate_spec, enumerate_space, parse_config
+    from paretoedge.search._cheap_metrics import architecture_key
+    from paretoedge.search._evaluator import PipelineEvaluator
+
+    config = parse_config(dict(PRESETS[preset], devices=devices))
+    groups: dict[str, list] = defaultdict(list)
+    for point in enumerate_space(config.space):
+        spec = candidate_spec(config, point)
+        groups[architecture_key(spec)].append(spec)
+    keys = sorted(groups)
+    pick = [keys[int(i)] for i in np.random.RandomState(0).permutation(len(keys))[:k]]
+    base = PipelineEvaluator(config)
+    base.prepare()
+    warm = PipelineEvaluator(config, builder=base.builder)
+    t0 = time.perf_counter()
+    for key in pick:  # fill the lowering cache: each structure lowered once per device
+        for spec in groups[key]:
+            warm.structural_metrics(spec, devices)
+    fill = time.perf_counter() - t0
+    apart = PipelineEvaluator(config, builder=base.builder)
+    apart.GRAPHS_KEPT = 0  # type: ignore[misc]
+    shared = PipelineEvaluator(config, builder=base.builder)
+    times: dict[str, list[float]] = {"exported each": [], "shared graph": []}
+    for key in pick:
+        for name, ev in (("exported each", apart), ("shared graph", shared)):
+            for spec in groups[key]:
+                t0 = time.perf_counter()
+                ev.structural_metrics(spec, devices)
+                times[name].append(time.perf_counter() - t0)
+    n = sum(len(groups[key]) for key in pick)
+    print(
+        f"{preset}: {n} candidates ({k} architectures, every bit-width and sparsity variant), "
+        f"devices {devices}, seq_len {config.seq_len}; cache fill {fill:.0f} s"
+    )
+    for name, v in times.items():
+        print(
+            f"  {name:14s} median {statistics.median(v):6.2f} s  mean "
+            f"{statistics.mean(v):6.2f} s  total {sum(v):7.1f} s"
+        )
+    each, one = (sum(v) for v in times.values())
+    print(f"  shared / exported each: {one / each:.2f} of the time")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._cache import cache_dir
 from ._calibrate import FitReport, fit_profile, kendall_tau, mape, read_measurements
 from ._cost import KernelCost, Prediction, cost, features, lower_cached, predict
-from ._graph import PreparedGraph, WeightInfo, prepare
+from ._graph import PreparedGraph, WeightInfo, prepare, with_weight_facts
 from ._lower import KernelRecord, LoweredGraph, kernel_kind, lower
 from ._measure import Measurement, TvmRunner, example_inputs, measure_ort, measure_tvm
 from ._predict import predict_many
@@ -57,5 +57,6 @@ __all__ = [
     "profile_names",
     "read_measurements",
     "resolve_profile",
+    "with_weight_facts",
     "write_profile",
 ]

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -291,6 +293,52 @@ def prepare(path: Path) -> PreparedGraph:
         inputs=tuple(inputs),
         weights=weights,
     )
+
+
+def with_weight_facts(prepared: PreparedGraph, facts: Iterable[Mapping[str, Any]]) -> PreparedGraph:
+    """``prepared`` with its weights' bit-width, scheme, sparsity and activation bits taken
+    from ``facts`` (:func:`paretoedge.compression.weight_facts` of another model).
+
+    Why: a bit-width or sparsity variant of an architecture exports the same graph (weight
+    values and these facts aside; the structure hash leaves both out), and the cost model
+    reads only these facts of its weights. So a variant is costed on the graph of the first
+    model of its architecture instead of a new export and :func:`prepare` (what a screening
+    pool of hundreds of variants costs otherwise). The caller vouches that the two models
+    share a graph; every module of ``facts`` must be one the graph's ``paretoedge.layers``
+    metadata names.
+
+    Raises:
+        LoweringError: ``prepared`` has no ``paretoedge.layers`` metadata, or ``facts`` names
+            a module it does not.
+    """
+    import dataclasses
+
+    props = {p.key: p.value for p in prepared.model.metadata_props}  # type: ignore[attr-defined]
+    if "paretoedge.layers" not in props:
+        raise LoweringError("with_weight_facts: the graph has no paretoedge.layers metadata")
+    initializer = {
+        str(e["module"]): e.get("initializer") for e in json.loads(props["paretoedge.layers"])
+    }
+    by_original = {w.original: w for w in prepared.weights.values()}
+    weights = dict(prepared.weights)
+    for entry in facts:
+        module = str(entry["module"])
+        if module not in initializer:
+            raise LoweringError(f"with_weight_facts: module {module!r} is not in this graph")
+        w = by_original.get(str(initializer[module]))
+        if w is None:  # a module without its own initializer (shared or folded away)
+            continue
+        bits = int(entry.get("bits", w.onnx_dtype_bits) or w.onnx_dtype_bits)
+        sparsity = entry.get("sparsity")
+        act = entry.get("act_bits")
+        weights[w.canonical] = dataclasses.replace(
+            w,
+            bits=min(bits, w.onnx_dtype_bits),
+            scheme=str(entry.get("scheme", "uniform")),
+            sparsity=w.sparsity if sparsity is None else float(sparsity),
+            act_bits=None if act is None else int(act),
+        )
+    return dataclasses.replace(prepared, weights=weights)
 
 
 def _np_dtype_name(elem_type: int) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from paretoedge.objectives import DeviceMetrics, Evaluation
 
@@ -130,6 +130,62 @@ def structural_key(spec: CompressionSpec) -> str:
     flat = spec.to_flat()
     keep = {k: v for k, v in flat.items() if not _is_training_key(k)}
     return json.dumps(keep, sort_keys=True, default=str)
+
+
+#: Spec keys that change a model's weight values and facts (bits, scheme, sparsity) but not
+#: its exported graph (activation quantisers aside, see :func:`graph_key`).
+_WEIGHT_ONLY_KEYS = ("prune.", "quant.bits", "quant.scheme", "quant.layer_bits")
+
+
+def graph_key(spec: CompressionSpec, model: Any, *, seq_len: int) -> str | None:
+    """A key that two built candidates share only when their exports have the same graph.
+
+    The graph follows from the architecture (every spec key but those that only change
+    weights: pruning, bit-widths, quantisation schemes), from the built model's tensors'
+    names, shapes and dtypes and its modules' types, and from the export's sequence length.
+    Two candidates with one key differ in weight values and facts only, so the second is
+    costed on the first's graph with its own facts
+    (:func:`paretoedge.hardware_profiles.with_weight_facts`), without a new export.
+
+    Returns:
+        The key, or None for a candidate whose export depends on values: activation
+        quantisers (the exporter keeps one initializer per distinct scale value, so two
+        variants' graphs differ in how many scales they hold), shared weights (merged by
+        content), hashed tables (materialised) and early exits (exported apart). Such a
+        candidate is always exported.
+    """
+    import hashlib
+    import json
+
+    if spec.share is not None or spec.hash is not None or spec.exit is not None:
+        return None
+    if any(_act_quant_on(m) for m in model.modules()):
+        return None
+    arch = {
+        k: v
+        for k, v in json.loads(structural_key(spec)).items()
+        if not k.startswith(_WEIGHT_ONLY_KEYS)
+    }
+    tensors = [(n, list(t.shape), str(t.dtype)) for n, t in model.state_dict().items()]
+    modules = [(n, type(m).__name__) for n, m in model.named_modules()]
+    payload = json.dumps([arch, tensors, modules, seq_len], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _act_quant_on(module: Any) -> bool:
+    quantiser = getattr(module, "act_quant", None)
+    return quantiser is not None and bool(quantiser.enabled)
+
+
+def architecture_key(spec: CompressionSpec) -> str:
+    """:func:`structural_key` without the keys that change weights only: candidates with
+    one architecture key are costed one after another so that they share a graph."""
+    import json
+
+    flat = json.loads(structural_key(spec))
+    return json.dumps(
+        {k: v for k, v in flat.items() if not k.startswith(_WEIGHT_ONLY_KEYS)}, sort_keys=True
+    )
 
 
 def _is_training_key(key: str) -> bool:

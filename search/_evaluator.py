@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from paretoedge.search._config import StudyConfig
 
 if TYPE_CHECKING:
     from paretoedge.compression import CompressionSpec
+    from paretoedge.hardware_profiles import PreparedGraph
     from paretoedge.search._build import CandidateBuilder
     from paretoedge.search._cheap_metrics import StructuralMetrics
     from paretoedge.search._rung_checkpoint import RungCheckpoint
@@ -169,6 +171,10 @@ def predict_devices(
 class PipelineEvaluator(Evaluator):
     """The real pipeline for one study configuration (see the module docstring)."""
 
+    #: Exported graphs kept for costing variants of their architecture (each holds the
+    #: model's weights; a screening pool is costed grouped by architecture).
+    GRAPHS_KEPT = 4
+
     def __init__(
         self,
         config: StudyConfig,
@@ -184,6 +190,8 @@ class PipelineEvaluator(Evaluator):
         #: :mod:`paretoedge.search._build`); pass one to share a loaded teacher.
         self.builder = builder or CandidateBuilder(config, progress=progress)
         self._structural: dict[str, StructuralMetrics] = {}
+        #: Prepared graphs by :func:`graph_key`, the most recently used last.
+        self._graphs: OrderedDict[str, PreparedGraph] = OrderedDict()
 
     def prepare(self) -> None:
         """Load the task and the fine-tuned teacher (cached on disk after the first time)."""
@@ -371,14 +379,23 @@ class PipelineEvaluator(Evaluator):
     def structural_metrics(
         self, spec: CompressionSpec, devices: Sequence[str]
     ) -> StructuralMetrics:
-        """Compress ``spec`` with no training step, export it and run every device's
-        hardware model (the lowering cache makes a known structure a cost query only).
-        Memoised per structure and device for the life of this evaluator."""
-        import tempfile
+        """Compress ``spec`` with no training step and run every device's hardware model on
+        its graph (the lowering cache makes a known structure a cost query only).
 
-        from paretoedge.compression import export_onnx, model_stats
-        from paretoedge.hardware_profiles import cost, lower_cached, prepare, resolve_profile
-        from paretoedge.search._cheap_metrics import StructuralMetrics, structural_key, untrained
+        A candidate whose graph was exported before for another candidate (a bit-width or
+        sparsity variant of the same architecture: :func:`graph_key`) is costed on that
+        graph with its own weight facts, without an export of its own. Memoised per
+        structure and device for the life of this evaluator.
+        """
+        from paretoedge.compression import model_stats, weight_facts
+        from paretoedge.hardware_profiles import cost, lower_cached, resolve_profile
+        from paretoedge.hardware_profiles import with_weight_facts as with_facts
+        from paretoedge.search._cheap_metrics import (
+            StructuralMetrics,
+            graph_key,
+            structural_key,
+            untrained,
+        )
 
         key = structural_key(spec)
         known = self._structural.get(key)
@@ -392,17 +409,24 @@ class PipelineEvaluator(Evaluator):
             )
         model = self.builder.build(untrained(spec), progress=False).model
         stats = model_stats(model)
+        gkey = graph_key(spec, model, seq_len=self.config.seq_len)
+        shared = self._graphs.get(gkey) if gkey is not None else None
+        if shared is not None:
+            self._graphs.move_to_end(gkey)  # type: ignore[arg-type]
+            prepared = with_facts(shared, weight_facts(model))
+        else:
+            prepared = self._export_prepared(model)
+            if gkey is not None:
+                self._graphs[gkey] = prepared
+                while len(self._graphs) > self.GRAPHS_KEPT:
+                    self._graphs.popitem(last=False)
         per_device = dict(known.devices) if known is not None else {}
-        with tempfile.TemporaryDirectory(prefix="pe-structure-") as tmp:
-            path = Path(tmp) / "structure.onnx"
-            export_onnx(model, path, seq_len=self.config.seq_len)
-            prepared = prepare(path)  # once for every device
-            for d in missing:
-                profile = resolve_profile(d)
-                lowered, hit = lower_cached(prepared, profile)
-                per_device[d] = DeviceMetrics.from_object(
-                    cost(prepared, lowered, profile, cache_hit=hit)
-                )
+        for d in missing:
+            profile = resolve_profile(d)
+            lowered, hit = lower_cached(prepared, profile)
+            per_device[d] = DeviceMetrics.from_object(
+                cost(prepared, lowered, profile, cache_hit=hit)
+            )
         known = StructuralMetrics(
             size_bytes=int(stats.stored_bytes),
             parameters=int(stats.parameters),
@@ -416,6 +440,17 @@ class PipelineEvaluator(Evaluator):
             sparsity=known.sparsity,
             devices={d: per_device[d] for d in devices},
         )
+
+    def _export_prepared(self, model: Any) -> PreparedGraph:
+        import tempfile
+
+        from paretoedge.compression import export_onnx
+        from paretoedge.hardware_profiles import prepare
+
+        with tempfile.TemporaryDirectory(prefix="pe-structure-") as tmp:
+            path = Path(tmp) / "structure.onnx"
+            export_onnx(model, path, seq_len=self.config.seq_len)
+            return prepare(path)
 
     def score_onnx(self, onnx_path: Path, devices: Sequence[str]) -> dict[str, DeviceMetrics]:
         return predict_devices(onnx_path, devices)

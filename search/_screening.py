@@ -556,17 +556,20 @@ def _draw_one(space: Sequence[ParamSpec], rng: np.random.RandomState) -> dict[st
 
 def evaluator_metrics(evaluator_of: Callable[[], Any], devices: Sequence[str]) -> MetricsFn:
     """A :data:`MetricsFn` over an evaluator's ``structural_metrics`` (built lazily); a
-    candidate that cannot be built costs None (the pool drops it)."""
+    candidate that cannot be built costs None (the pool drops it). The pool is costed
+    grouped by architecture (:func:`~paretoedge.search._cheap_metrics.architecture_key`),
+    so that its bit-width and sparsity variants follow one another and share one export."""
+    from paretoedge.search._cheap_metrics import architecture_key
 
     def metrics(specs: Sequence[CompressionSpec]) -> list[StructuralMetrics | None]:
         ev = evaluator_of()
-        out: list[StructuralMetrics | None] = []
-        for spec in specs:
+        out: list[StructuralMetrics | None] = [None] * len(specs)
+        order = sorted(range(len(specs)), key=lambda i: architecture_key(specs[i]))
+        for i in order:
             try:
-                out.append(ev.structural_metrics(spec, devices))
+                out[i] = ev.structural_metrics(specs[i], devices)
             except ParetoEdgeError as exc:
-                _log.info("screening: cannot cost %s: %s", spec.to_flat(), exc)
-                out.append(None)
+                _log.info("screening: cannot cost %s: %s", specs[i].to_flat(), exc)
         return out
 
     return metrics

@@ -71,7 +71,7 @@ if TYPE_CHECKING:
         train_exits,
     )
     from paretoedge.compression._exit_export import export_exits
-    from paretoedge.compression._export import export_onnx
+    from paretoedge.compression._export import export_onnx, weight_facts
     from paretoedge.compression._lowrank import low_rank
     from paretoedge.compression._modules import LowRankEmbedding, LowRankLinear, bake
     from paretoedge.compression._prune import magnitude_prune, prune_ffn, prune_heads
@@ -94,6 +94,7 @@ _LAZY = {
     "load_compressed": "_compose",
     "save_compressed": "_compose",
     "export_onnx": "_export",
+    "weight_facts": "_export",
     "low_rank": "_lowrank",
     "LowRankEmbedding": "_modules",
     "LowRankLinear": "_modules",
@@ -184,4 +185,5 @@ __all__ = [
     "quantize_weights",
     "register_transform",
     "save_compressed",
+    "weight_facts",
 ]

@@ -213,6 +213,28 @@ def _merge_identical_initializers(graph: Any) -> int:
     return len(renames)
 
 
+def weight_facts(model: nn.Module) -> list[dict[str, Any]]:
+    """What the hardware model reads about each quantisable weight of ``model`` (a float
+    export's ``paretoedge.layers`` entries without their ONNX names): module, bits, scheme,
+    sparsity and activation bits.
+
+    Why apart from the export: two models that differ only in these facts (a bit-width or
+    a sparsity variant of one architecture) export the same graph, so the cost of the
+    second needs its facts, not a new export
+    (:func:`paretoedge.hardware_profiles.with_weight_facts`).
+    """
+    return [
+        {
+            "module": info.module,
+            "bits": info.bits,
+            "scheme": info.scheme,
+            "sparsity": round(info.sparsity, 6),
+            "act_bits": info.act_bits,
+        }
+        for info in layer_infos(model)
+    ]
+
+
 def _write_metadata(
     onnx_model: Any, model: nn.Module, *, spec_json: str, batch: int, seq_len: int, int8: bool
 ) -> None:
@@ -222,22 +244,11 @@ def _write_metadata(
     producers = {out: n for n in onnx_model.graph.node for out in n.output}
     dq_inits = {n.input[0] for n in producers.values() if n.op_type == "DequantizeLinear"}
     layers = []
-    for info in layer_infos(model):
-        init, op = found.get(info.module, (None, None))
-        bits, scheme, act_bits = info.bits, info.scheme, info.act_bits
+    for facts in weight_facts(model):
+        init, op = found.get(facts["module"], (None, None))
         if int8 and init in dq_inits:
-            bits, scheme, act_bits = 8, "uniform", (8 if op != "Gather" else None)
-        layers.append(
-            {
-                "module": info.module,
-                "initializer": init,
-                "op": op,
-                "bits": bits,
-                "scheme": scheme,
-                "sparsity": round(info.sparsity, 6),
-                "act_bits": act_bits,
-            }
-        )
+            facts |= {"bits": 8, "scheme": "uniform", "act_bits": 8 if op != "Gather" else None}
+        layers.append({"module": facts["module"], "initializer": init, "op": op, **facts})
     props = {
         "paretoedge.layers": json.dumps(layers),
         "paretoedge.spec": spec_json,

@@ -41,6 +41,25 @@ def test_sparsity_counted_without_metadata(make_onnx, tmp_path: Path) -> None:
     assert len(sparse) == 12
 
 
+def test_weight_facts_on_a_shared_graph_equal_a_new_prepare(make_onnx) -> None:
+    """A variant's facts applied to its architecture's graph give the weights that
+    preparing the variant's own export gives, so the cost model sees the same inputs."""
+    from paretoedge.hardware_profiles import with_weight_facts
+
+    dense = prepare(make_onnx())
+    variant = prepare(make_onnx(bits=4, act_bits=8, sparsity=0.5))
+    layers = json.loads({p.key: p.value for p in variant.model.metadata_props}["paretoedge.layers"])
+    facts = [
+        {k: e[k] for k in ("module", "bits", "scheme", "sparsity", "act_bits")} for e in layers
+    ]
+    shared = with_weight_facts(dense, facts)
+    assert shared.structure_hash == variant.structure_hash == dense.structure_hash
+    assert shared.weights == variant.weights
+    assert dense.weights != variant.weights  # the graph it came from is left as it was
+    with pytest.raises(LoweringError, match="encoder.nowhere"):
+        with_weight_facts(dense, [{**facts[0], "module": "encoder.nowhere"}])
+
+
 def test_static_inputs_recorded(make_onnx) -> None:
     p = prepare(make_onnx(seq_len=16, batch=2))
     assert {name: shape for name, shape, _ in p.inputs} == {

@@ -56,3 +56,64 @@ def test_structural_metrics_match_the_trained_candidate(
             b.feasible,
         )
     assert ev.structural_metrics(full, config.devices) == cheap  # memoised per structure
+
+
+def test_variants_of_one_architecture_share_one_export(
+    shared_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bit-width and sparsity variants of one architecture are costed on the graph of the
+    first one exported (their own weight facts applied), and every device metric equals
+    what a new export of each gives."""
+    config = parse_config(
+        {
+            "name": "variants",
+            "model": "tiny-bert",
+            "task": "sentiment",
+            "seq_len": 32,
+            "data": {"train_limit": 64, "validation_limit": 32, "test_limit": 32},
+            "teacher": {"epochs": 0.05},
+            "space": {"quant.bits": [32, 8]},
+            "objectives": ["accuracy", "latency_ms", "size_bytes"],
+            "devices": ["rpi4", "stm32h7"],
+        }
+    )
+    flats = [
+        {"ffn.keep": 0.5, "prune.sparsity": s, **q}
+        for s in (0.0, 0.3, 0.6)
+        for q in (
+            {},
+            {"quant.bits": 8},
+            {"quant.bits": 4, "quant.scheme": "uniform"},
+            {"quant.bits": 4, "quant.scheme": "cluster"},
+        )
+    ]
+    specs = [CompressionSpec.from_flat(f) for f in flats]
+    exports: list[int] = []
+    original = PipelineEvaluator._export_prepared
+
+    def counted(self, model):  # noqa: ANN001, ANN202
+        exports.append(1)
+        return original(self, model)
+
+    monkeypatch.setattr(PipelineEvaluator, "_export_prepared", counted)
+    shared_ev = PipelineEvaluator(config)
+    shared = [shared_ev.structural_metrics(s, config.devices) for s in specs]
+    reused = len(specs) - len(exports)
+    assert reused >= len(specs) // 2, f"{len(exports)} exports for {len(specs)} variants"
+
+    apart_ev = PipelineEvaluator(config, builder=shared_ev.builder)
+    monkeypatch.setattr(apart_ev, "GRAPHS_KEPT", 0)  # every candidate exported
+    for flat, spec, a in zip(flats, specs, shared, strict=True):
+        b = apart_ev.structural_metrics(spec, config.devices)
+        assert (a.size_bytes, a.parameters) == (b.size_bytes, b.parameters), flat
+        for d in config.devices:
+            x, y = a.devices[d], b.devices[d]
+            assert x.latency_ms == pytest.approx(y.latency_ms, rel=1e-12), (flat, d)
+            assert (x.peak_memory_bytes, x.flash_bytes, x.sram_bytes, x.violations) == (
+                y.peak_memory_bytes,
+                y.flash_bytes,
+                y.sram_bytes,
+                y.violations,
+            ), (flat, d)
+    # the variants do differ: a shared graph did not flatten them into one prediction
+    assert len({round(m.devices["rpi4"].latency_ms, 9) for m in shared}) > 3
