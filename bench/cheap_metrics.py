@@ -18,8 +18,10 @@ Usage: python bench/cheap_metrics.py [--n 6] [--devices rpi4,mali-g76,stm32h7,ho
 ``--variants K`` measures instead what a screening pool pays per candidate for the
 bit-width and sparsity variants of K architectures of ``--preset`` (tiny or minilm; every
 variant of each), warm lowering cache, side by side in one run, architecture by
-architecture: each candidate exported (``GRAPHS_KEPT = 0``, as before) against variants
-costed on their architecture's one export (:func:`~paretoedge.search._cheap_metrics.graph_key`).
+architecture: each candidate compressed from the teacher and exported (as before), built
+from its architecture's compression prefix (:class:`~paretoedge.compression.CompressionPrefix`),
+and also costed on its architecture's one export
+(:func:`~paretoedge.search._cheap_metrics.graph_key`).
 
     python bench/cheap_metrics.py --variants 3 --preset minilm --devices rpi4,host-ort
 """
@@ -134,12 +136,18 @@ def variants(k: int, preset: str, devices: list[str]) -> None:
         for spec in groups[key]:
             warm.structural_metrics(spec, devices)
     fill = time.perf_counter() - t0
-    apart = PipelineEvaluator(config, builder=base.builder)
-    apart.GRAPHS_KEPT = 0  # type: ignore[misc]
-    shared = PipelineEvaluator(config, builder=base.builder)
-    times: dict[str, list[float]] = {"exported each": [], "shared graph": []}
+    modes = {}
+    for name, prefixes, graphs in (
+        ("each from scratch", 0, 0),
+        ("shared prefix", 2, 0),
+        ("prefix + graph", 2, 4),
+    ):
+        ev = PipelineEvaluator(config, builder=base.builder)
+        ev.PREFIXES_KEPT, ev.GRAPHS_KEPT = prefixes, graphs  # type: ignore[misc]
+        modes[name] = ev
+    times: dict[str, list[float]] = {name: [] for name in modes}
     for key in pick:
-        for name, ev in (("exported each", apart), ("shared graph", shared)):
+        for name, ev in modes.items():
             for spec in groups[key]:
                 t0 = time.perf_counter()
                 ev.structural_metrics(spec, devices)
@@ -149,13 +157,12 @@ def variants(k: int, preset: str, devices: list[str]) -> None:
         f"{preset}: {n} candidates ({k} architectures, every bit-width and sparsity variant), "
         f"devices {devices}, seq_len {config.seq_len}; cache fill {fill:.0f} s"
     )
+    before = sum(times["each from scratch"])
     for name, v in times.items():
         print(
-            f"  {name:14s} median {statistics.median(v):6.2f} s  mean "
-            f"{statistics.mean(v):6.2f} s  total {sum(v):7.1f} s"
+            f"  {name:18s} median {statistics.median(v):6.2f} s  mean "
+            f"{statistics.mean(v):6.2f} s  total {sum(v):7.1f} s  ({sum(v) / before:.2f}x)"
         )
-    each, one = (sum(v) for v in times.values())
-    print(f"  shared / exported each: {one / each:.2f} of the time")
 
 
 if __name__ == "__main__":

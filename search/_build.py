@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from paretoedge.compression import CompressionSpec, StagedCompression
+    from paretoedge.compression import CompressionPrefix, CompressionSpec, StagedCompression
     from paretoedge.search._config import StudyConfig
     from paretoedge.tasks import Example, TaskData
 
@@ -124,6 +124,19 @@ class CandidateBuilder:
 
         args = self._compress_args(None)
         return StagedCompression(args["teacher"], spec, **args)
+
+    def prefix(self, spec: CompressionSpec) -> CompressionPrefix:
+        """``spec``'s architectural steps run once; :meth:`CompressionPrefix.finish` then
+        gives :meth:`build`'s model of every spec that shares them, bit for bit on the CPU
+        (the bit-width and sparsity variants of one architecture).
+
+        Raises:
+            ParetoEdgeError: the spec cannot be applied.
+        """
+        from paretoedge.compression import CompressionPrefix
+
+        args = self._compress_args(False)
+        return CompressionPrefix(args["teacher"], spec, **args)
 
     def _compress_args(self, progress: bool | None) -> dict[str, Any]:
         """What every build passes to the compression, after seeding torch as it always

@@ -28,7 +28,7 @@ from paretoedge.objectives import DeviceMetrics, Evaluation
 from paretoedge.search._config import StudyConfig
 
 if TYPE_CHECKING:
-    from paretoedge.compression import CompressionSpec
+    from paretoedge.compression import CompressionPrefix, CompressionSpec
     from paretoedge.hardware_profiles import PreparedGraph
     from paretoedge.search._build import CandidateBuilder
     from paretoedge.search._cheap_metrics import StructuralMetrics
@@ -174,6 +174,9 @@ class PipelineEvaluator(Evaluator):
     #: Exported graphs kept for costing variants of their architecture (each holds the
     #: model's weights; a screening pool is costed grouped by architecture).
     GRAPHS_KEPT = 4
+    #: Compression prefixes kept for building variants of their architecture (each holds
+    #: a model).
+    PREFIXES_KEPT = 2
 
     def __init__(
         self,
@@ -192,6 +195,8 @@ class PipelineEvaluator(Evaluator):
         self._structural: dict[str, StructuralMetrics] = {}
         #: Prepared graphs by :func:`graph_key`, the most recently used last.
         self._graphs: OrderedDict[str, PreparedGraph] = OrderedDict()
+        #: Compression prefixes by architecture, the most recently used last.
+        self._prefixes: OrderedDict[str, CompressionPrefix] = OrderedDict()
 
     def prepare(self) -> None:
         """Load the task and the fine-tuned teacher (cached on disk after the first time)."""
@@ -407,7 +412,7 @@ class PipelineEvaluator(Evaluator):
                 sparsity=known.sparsity,
                 devices={d: known.devices[d] for d in devices},
             )
-        model = self.builder.build(untrained(spec), progress=False).model
+        model = self._build_untrained(untrained(spec))
         stats = model_stats(model)
         gkey = graph_key(spec, model, seq_len=self.config.seq_len)
         shared = self._graphs.get(gkey) if gkey is not None else None
@@ -440,6 +445,26 @@ class PipelineEvaluator(Evaluator):
             sparsity=known.sparsity,
             devices={d: per_device[d] for d in devices},
         )
+
+    def _build_untrained(self, spec: CompressionSpec) -> Any:
+        """``spec`` built with no training step, from its architecture's compression
+        prefix when one was built before (:meth:`CandidateBuilder.prefix`: the same model,
+        bit for bit, without compressing the teacher's architecture again)."""
+        from paretoedge.search._cheap_metrics import architecture_key
+
+        if spec.is_empty or self.PREFIXES_KEPT < 1:
+            return self.builder.build(spec, progress=False).model
+        key = architecture_key(spec)
+        prefix = self._prefixes.get(key)
+        if prefix is None or not prefix.shares(spec):
+            prefix = self.builder.prefix(spec)
+            self._prefixes[key] = prefix
+            while len(self._prefixes) > self.PREFIXES_KEPT:
+                self._prefixes.popitem(last=False)
+        self._prefixes.move_to_end(key)
+        model = prefix.finish(spec).model
+        model.eval()
+        return model
 
     def _export_prepared(self, model: Any) -> PreparedGraph:
         import tempfile

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from paretoedge.compression._attention import EfficientSelfAttention, replace_attention
     from paretoedge.compression._compose import (
         STEPS,
+        CompressionPrefix,
         CompressionResult,
         StagedCompression,
         compress,
@@ -91,6 +92,7 @@ _LAZY = {
     "CompressContext": "_context",
     "compress": "_compose",
     "StagedCompression": "_compose",
+    "CompressionPrefix": "_compose",
     "load_compressed": "_compose",
     "save_compressed": "_compose",
     "export_onnx": "_export",
@@ -164,6 +166,7 @@ __all__ = [
     "QuantConfig",
     "RecoveryConfig",
     "StagedCompression",
+    "CompressionPrefix",
     "Step",
     "Transform",
     "apply_distill",

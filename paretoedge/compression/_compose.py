@@ -301,6 +301,95 @@ class StagedCompression:
         self._run.load_state_dict(state)
 
 
+#: The first step that changes weights but not the architecture (unstructured pruning);
+#: :class:`CompressionPrefix` runs every step before it once.
+PREFIX_END_ORDER = 500
+
+
+class CompressionPrefix:
+    """:func:`compress`'s architectural steps run once, finished for many specs that share
+    them.
+
+    Why: a screening pool holds many variants of each architecture (bit-widths, schemes,
+    sparsities), and costing each one compressed the teacher again from the start, paying
+    the distillation, head and FFN pruning and low-rank factorisation every time. This
+    object runs the steps before :data:`PREFIX_END_ORDER` (every step that shapes the
+    architecture) for ``spec``, and :meth:`finish` runs the rest of any spec with the same
+    sections up to there on a copy, from the same random state.
+
+    What holds, on the CPU: ``finish(other)`` gives bit for bit ``compress(model, other,
+    ...)`` with the same arguments, for every ``other`` that :meth:`shares` the prefix (no
+    step before the end reads a later section: handlers read their own section).
+
+    Arguments are those of :func:`compress`.
+
+    Raises:
+        ConfigError: As :func:`compress` for the prefix's sections.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        spec: CompressionSpec,
+        *,
+        teacher: PreTrainedModel | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        task: TaskData | None = None,
+        seed: int = 0,
+        progress: bool = False,
+        calibration: Sequence[dict[str, torch.Tensor]] | None = None,
+    ) -> None:
+        start = time.perf_counter()
+        steps = [(t, st) for t, st in _spec_steps(spec) if st.order < PREFIX_END_ORDER]
+        self.spec = spec
+        self._sections = tuple(dict.fromkeys(t.section for t, _ in steps))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self._ctx = _context(
+                model, spec, teacher, tokenizer, task, seed, progress, calibration, steps
+            )
+            self._applied = _run_steps(self._ctx, steps, last=False)
+            self._rng = torch.get_rng_state()
+        self._wall = time.perf_counter() - start
+
+    def shares(self, spec: CompressionSpec) -> bool:
+        """Whether ``spec`` has this prefix: the same value of every section with a step
+        before the end, and none of the other such sections."""
+        prefix = {t.section for t, st in _spec_steps(spec) if st.order < PREFIX_END_ORDER}
+        return prefix == set(self._sections) and all(
+            getattr(spec, name) == getattr(self.spec, name) for name in self._sections
+        )
+
+    def finish(self, spec: CompressionSpec) -> CompressionResult:
+        """``spec`` compressed: a copy of the prefix's model through ``spec``'s later steps.
+
+        Raises:
+            ConfigError: ``spec`` does not share the prefix, or as :func:`compress`.
+        """
+        if not self.shares(spec):
+            raise ConfigError(
+                "spec", spec.to_flat(), f"a spec with the prefix's sections {self._sections}"
+            )
+        start = time.perf_counter()
+        later = [(t, st) for t, st in _spec_steps(spec) if st.order >= PREFIX_END_ORDER]
+        ctx = replace(self._ctx, model=copy_model(self._ctx.model), spec=spec)
+        for name in dict.fromkeys(t.section for t, _ in later):
+            check = next(t for t, _ in later if t.section == name).resolve_check()
+            if check is not None:
+                check(ctx, getattr(spec, name))
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._rng)
+            applied = [*self._applied, *_run_steps(ctx, later)]
+        work = ctx.model
+        return CompressionResult(
+            model=work,
+            spec=spec,
+            stats=model_stats(work),
+            wall_s=self._wall + time.perf_counter() - start,
+            applied=tuple(applied),
+        )
+
+
 def structure_of(model: nn.Module) -> dict[str, Any]:
     """The architecture facts a config.json cannot hold (see the module docstring)."""
     modules: dict[str, Any] = {}

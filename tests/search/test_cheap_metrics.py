@@ -61,9 +61,9 @@ def test_structural_metrics_match_the_trained_candidate(
 def test_variants_of_one_architecture_share_one_export(
     shared_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Bit-width and sparsity variants of one architecture are costed on the graph of the
-    first one exported (their own weight facts applied), and every device metric equals
-    what a new export of each gives."""
+    """Bit-width and sparsity variants of one architecture are built from one compression
+    prefix and costed on the graph of the first one exported (their own weight facts
+    applied), and every metric equals what compressing and exporting each one gives."""
     config = parse_config(
         {
             "name": "variants",
@@ -78,7 +78,7 @@ def test_variants_of_one_architecture_share_one_export(
         }
     )
     flats = [
-        {"ffn.keep": 0.5, "prune.sparsity": s, **q}
+        {"ffn.keep": 0.5, "heads.keep": 0.5, "prune.sparsity": s, **q}
         for s in (0.0, 0.3, 0.6)
         for q in (
             {},
@@ -102,7 +102,8 @@ def test_variants_of_one_architecture_share_one_export(
     assert reused >= len(specs) // 2, f"{len(exports)} exports for {len(specs)} variants"
 
     apart_ev = PipelineEvaluator(config, builder=shared_ev.builder)
-    monkeypatch.setattr(apart_ev, "GRAPHS_KEPT", 0)  # every candidate exported
+    monkeypatch.setattr(apart_ev, "GRAPHS_KEPT", 0)  # every candidate exported ...
+    monkeypatch.setattr(apart_ev, "PREFIXES_KEPT", 0)  # ... and compressed from the teacher
     for flat, spec, a in zip(flats, specs, shared, strict=True):
         b = apart_ev.structural_metrics(spec, config.devices)
         assert (a.size_bytes, a.parameters) == (b.size_bytes, b.parameters), flat
