@@ -28,7 +28,7 @@ from paretoedge.objectives import DeviceMetrics, Evaluation
 from paretoedge.search._config import StudyConfig
 
 if TYPE_CHECKING:
-    from paretoedge.compression import CompressionPrefix, CompressionSpec
+    from paretoedge.compression import CompressionPrefix, CompressionSpec, ModelStats
     from paretoedge.hardware_profiles import PreparedGraph
     from paretoedge.search._build import CandidateBuilder
     from paretoedge.search._cheap_metrics import StructuralMetrics
@@ -392,7 +392,7 @@ class PipelineEvaluator(Evaluator):
         graph with its own weight facts, without an export of its own. Memoised per
         structure and device for the life of this evaluator.
         """
-        from paretoedge.compression import model_stats, weight_facts
+        from paretoedge.compression import weight_facts
         from paretoedge.hardware_profiles import cost, lower_cached, resolve_profile
         from paretoedge.hardware_profiles import with_weight_facts as with_facts
         from paretoedge.search._cheap_metrics import (
@@ -412,8 +412,7 @@ class PipelineEvaluator(Evaluator):
                 sparsity=known.sparsity,
                 devices={d: known.devices[d] for d in devices},
             )
-        model = self._build_untrained(untrained(spec))
-        stats = model_stats(model)
+        model, stats = self._build_untrained(untrained(spec))
         gkey = graph_key(spec, model, seq_len=self.config.seq_len)
         shared = self._graphs.get(gkey) if gkey is not None else None
         if shared is not None:
@@ -446,14 +445,16 @@ class PipelineEvaluator(Evaluator):
             devices={d: per_device[d] for d in devices},
         )
 
-    def _build_untrained(self, spec: CompressionSpec) -> Any:
-        """``spec`` built with no training step, from its architecture's compression
-        prefix when one was built before (:meth:`CandidateBuilder.prefix`: the same model,
-        bit for bit, without compressing the teacher's architecture again)."""
+    def _build_untrained(self, spec: CompressionSpec) -> tuple[Any, ModelStats]:
+        """``spec`` built with no training step, and its size, from its architecture's
+        compression prefix when one was built before (:meth:`CandidateBuilder.prefix`: the
+        same model, bit for bit, without compressing the teacher's architecture again)."""
+        from paretoedge.compression import model_stats
         from paretoedge.search._cheap_metrics import architecture_key
 
         if spec.is_empty or self.PREFIXES_KEPT < 1:
-            return self.builder.build(spec, progress=False).model
+            model = self.builder.build(spec, progress=False).model
+            return model, model_stats(model)
         key = architecture_key(spec)
         prefix = self._prefixes.get(key)
         if prefix is None or not prefix.shares(spec):
@@ -462,9 +463,9 @@ class PipelineEvaluator(Evaluator):
             while len(self._prefixes) > self.PREFIXES_KEPT:
                 self._prefixes.popitem(last=False)
         self._prefixes.move_to_end(key)
-        model = prefix.finish(spec).model
-        model.eval()
-        return model
+        result = prefix.finish(spec)
+        result.model.eval()
+        return result.model, result.stats
 
     def _export_prepared(self, model: Any) -> PreparedGraph:
         import tempfile
