@@ -16,18 +16,9 @@ from paretoedge.search import PipelineEvaluator, parse_config
 pytestmark = [pytest.mark.slow, pytest.mark.tvm]
 
 
-@pytest.mark.parametrize(
-    "flat",
-    [
-        {"prune.sparsity": 0.5, "quant.bits": 4, "quant.scheme": "cluster"},
-        {"ffn.keep": 0.5, "heads.keep": 0.5, "quant.bits": 8},
-    ],
-    ids=["prune-int4-cluster", "ffn-heads-int8"],
-)
-def test_structural_metrics_match_the_trained_candidate(
-    tmp_path: Path, shared_home: Path, flat: dict
-) -> None:
-    config = parse_config(
+def _config():  # noqa: ANN202
+    """tiny-bert on two devices, an MCU with flash/SRAM limits among them."""
+    return parse_config(
         {
             "name": "cheap",
             "model": "tiny-bert",
@@ -40,6 +31,20 @@ def test_structural_metrics_match_the_trained_candidate(
             "devices": ["rpi4", "stm32h7"],
         }
     )
+
+
+@pytest.mark.parametrize(
+    "flat",
+    [
+        {"prune.sparsity": 0.5, "quant.bits": 4, "quant.scheme": "cluster"},
+        {"ffn.keep": 0.5, "heads.keep": 0.5, "quant.bits": 8},
+    ],
+    ids=["prune-int4-cluster", "ffn-heads-int8"],
+)
+def test_structural_metrics_match_the_trained_candidate(
+    tmp_path: Path, shared_home: Path, flat: dict
+) -> None:
+    config = _config()
     full = CompressionSpec.from_flat({**flat, "recovery.steps": 3})
     ev = PipelineEvaluator(config)
     cheap = ev.structural_metrics(full, config.devices)
@@ -64,19 +69,7 @@ def test_variants_of_one_architecture_share_one_export(
     """Bit-width and sparsity variants of one architecture are built from one compression
     prefix and costed on the graph of the first one exported (their own weight facts
     applied), and every metric equals what compressing and exporting each one gives."""
-    config = parse_config(
-        {
-            "name": "variants",
-            "model": "tiny-bert",
-            "task": "sentiment",
-            "seq_len": 32,
-            "data": {"train_limit": 64, "validation_limit": 32, "test_limit": 32},
-            "teacher": {"epochs": 0.05},
-            "space": {"quant.bits": [32, 8]},
-            "objectives": ["accuracy", "latency_ms", "size_bytes"],
-            "devices": ["rpi4", "stm32h7"],
-        }
-    )
+    config = _config()
     flats = [
         {"ffn.keep": 0.5, "heads.keep": 0.5, "prune.sparsity": s, **q}
         for s in (0.0, 0.3, 0.6)
