@@ -91,20 +91,36 @@ def load_onnx(path: Path):  # -> onnx.ModelProto
     return model
 
 
-def _layer_metadata(model) -> dict[str, dict]:
+def _layer_entries(model) -> list[dict] | None:
+    """The ``paretoedge.layers`` metadata entries, or None when the file has none."""
     props = {p.key: p.value for p in model.metadata_props}
     raw = props.get("paretoedge.layers")
     if raw is None:
-        return {}
+        return None
     try:
         layers = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise LoweringError(f"metadata paretoedge.layers is not JSON ({exc})") from None
-    out: dict[str, dict] = {}
-    for entry in layers:
-        if isinstance(entry, dict) and entry.get("initializer"):
-            out[str(entry["initializer"])] = entry
-    return out
+    return [e for e in layers if isinstance(e, dict)]
+
+
+def _layer_metadata(model) -> dict[str, dict]:
+    """The metadata entries by initializer name (those that name one)."""
+    return {str(e["initializer"]): e for e in _layer_entries(model) or () if e.get("initializer")}
+
+
+def _facts(entry: Mapping[str, Any], dtype_bits: int) -> tuple[int, str, float | None, int | None]:
+    """Bits (at most the stored dtype's), scheme, sparsity (None: count the zeros) and
+    activation bits of one weight, from its metadata entry (empty: a plain float weight)."""
+    bits = int(entry.get("bits", dtype_bits) or dtype_bits)
+    sparsity = entry.get("sparsity")
+    act = entry.get("act_bits")
+    return (
+        min(bits, dtype_bits),
+        str(entry.get("scheme", "uniform")),
+        None if sparsity is None else float(sparsity),
+        None if act is None else int(act),
+    )
 
 
 def _fold_constants(model) -> None:
@@ -266,23 +282,19 @@ def prepare(path: Path) -> PreparedGraph:
     weights: dict[str, WeightInfo] = {}
     for k, init in enumerate(graph.initializer):
         arr = nh.to_array(init)
-        info = meta.get(originals[k], {})
         dtype_bits = _dtype_bits(init.data_type)
-        bits = int(info.get("bits", dtype_bits) or dtype_bits)
-        if "sparsity" in info and info["sparsity"] is not None:
-            sparsity = float(info["sparsity"])
-        else:
+        bits, scheme, sparsity, act = _facts(meta.get(originals[k], {}), dtype_bits)
+        if sparsity is None:
             sparsity = float(np.count_nonzero(arr == 0) / arr.size) if arr.size else 0.0
-        act = info.get("act_bits")
         weights[f"w{k}"] = WeightInfo(
             canonical=f"w{k}",
             original=originals[k],
             numel=int(arr.size),
             rows=int(arr.shape[0]) if arr.ndim >= 1 else 1,
-            bits=min(bits, dtype_bits),
-            scheme=str(info.get("scheme", "uniform")),
+            bits=bits,
+            scheme=scheme,
             sparsity=sparsity,
-            act_bits=None if act is None else int(act),
+            act_bits=act,
             onnx_dtype_bits=dtype_bits,
         )
     _canonicalise(model)
@@ -313,12 +325,10 @@ def with_weight_facts(prepared: PreparedGraph, facts: Iterable[Mapping[str, Any]
     """
     import dataclasses
 
-    props = {p.key: p.value for p in prepared.model.metadata_props}  # type: ignore[attr-defined]
-    if "paretoedge.layers" not in props:
+    entries = _layer_entries(prepared.model)
+    if entries is None:
         raise LoweringError("with_weight_facts: the graph has no paretoedge.layers metadata")
-    initializer = {
-        str(e["module"]): e.get("initializer") for e in json.loads(props["paretoedge.layers"])
-    }
+    initializer = {str(e["module"]): e.get("initializer") for e in entries}
     by_original = {w.original: w for w in prepared.weights.values()}
     weights = dict(prepared.weights)
     for entry in facts:
@@ -328,15 +338,13 @@ def with_weight_facts(prepared: PreparedGraph, facts: Iterable[Mapping[str, Any]
         w = by_original.get(str(initializer[module]))
         if w is None:  # a module without its own initializer (shared or folded away)
             continue
-        bits = int(entry.get("bits", w.onnx_dtype_bits) or w.onnx_dtype_bits)
-        sparsity = entry.get("sparsity")
-        act = entry.get("act_bits")
+        bits, scheme, sparsity, act = _facts(entry, w.onnx_dtype_bits)
         weights[w.canonical] = dataclasses.replace(
             w,
-            bits=min(bits, w.onnx_dtype_bits),
-            scheme=str(entry.get("scheme", "uniform")),
-            sparsity=w.sparsity if sparsity is None else float(sparsity),
-            act_bits=None if act is None else int(act),
+            bits=bits,
+            scheme=scheme,
+            sparsity=w.sparsity if sparsity is None else sparsity,
+            act_bits=act,
         )
     return dataclasses.replace(prepared, weights=weights)
 

@@ -161,11 +161,7 @@ def graph_key(spec: CompressionSpec, model: Any, *, seq_len: int) -> str | None:
         return None
     if any(_act_quant_on(m) for m in model.modules()):
         return None
-    arch = {
-        k: v
-        for k, v in json.loads(structural_key(spec)).items()
-        if not k.startswith(_WEIGHT_ONLY_KEYS)
-    }
+    arch = architecture_key(spec)
     tensors = [(n, list(t.shape), str(t.dtype)) for n, t in model.state_dict().items()]
     modules = [(n, type(m).__name__) for n, m in model.named_modules()]
     payload = json.dumps([arch, tensors, modules, seq_len], sort_keys=True, default=str)
@@ -182,10 +178,12 @@ def architecture_key(spec: CompressionSpec) -> str:
     one architecture key are costed one after another so that they share a graph."""
     import json
 
-    flat = json.loads(structural_key(spec))
-    return json.dumps(
-        {k: v for k, v in flat.items() if not k.startswith(_WEIGHT_ONLY_KEYS)}, sort_keys=True
-    )
+    keep = {
+        k: v
+        for k, v in spec.to_flat().items()
+        if not _is_training_key(k) and not k.startswith(_WEIGHT_ONLY_KEYS)
+    }
+    return json.dumps(keep, sort_keys=True, default=str)
 
 
 def _is_training_key(key: str) -> bool:

@@ -20,7 +20,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -406,18 +406,13 @@ class PipelineEvaluator(Evaluator):
         known = self._structural.get(key)
         missing = [d for d in devices if known is None or d not in known.devices]
         if known is not None and not missing:
-            return StructuralMetrics(
-                size_bytes=known.size_bytes,
-                parameters=known.parameters,
-                sparsity=known.sparsity,
-                devices={d: known.devices[d] for d in devices},
-            )
+            return replace(known, devices={d: known.devices[d] for d in devices})
         model, stats = self._build_untrained(untrained(spec))
         gkey = graph_key(spec, model, seq_len=self.config.seq_len)
         shared = self._graphs.get(gkey) if gkey is not None else None
         if shared is not None:
             self._graphs.move_to_end(gkey)  # type: ignore[arg-type]
-            prepared = with_facts(shared, weight_facts(model))
+            prepared = with_facts(shared, weight_facts(model, layers=stats.layers))
         else:
             prepared = self._export_prepared(model)
             if gkey is not None:
@@ -438,12 +433,7 @@ class PipelineEvaluator(Evaluator):
             devices=per_device,
         )
         self._structural[key] = known
-        return StructuralMetrics(
-            size_bytes=known.size_bytes,
-            parameters=known.parameters,
-            sparsity=known.sparsity,
-            devices={d: per_device[d] for d in devices},
-        )
+        return replace(known, devices={d: per_device[d] for d in devices})
 
     def _build_untrained(self, spec: CompressionSpec) -> tuple[Any, ModelStats]:
         """``spec`` built with no training step, and its size, from its architecture's

@@ -155,13 +155,26 @@ def _context(
         progress=progress,
         calibration=calibration,
     )
+    _check_sections(ctx, steps)
+    return ctx
+
+
+def _check_sections(ctx: CompressContext, steps: Steps) -> None:
+    """Run the check of every section of ``steps`` (once each) on ``ctx``."""
     checked: set[str] = set()
     for transform, _ in steps:
         check = transform.resolve_check()
         if check is not None and transform.section not in checked:
-            check(ctx, getattr(spec, transform.section))
+            check(ctx, getattr(ctx.spec, transform.section))
         checked.add(transform.section)
-    return ctx
+
+
+def _run_rest(ctx: CompressContext, rng: torch.Tensor, steps: Steps) -> list[str]:
+    """The rest of the steps on ``ctx``, from the random state kept after the first ones
+    (so that they draw what they would have in one :func:`compress` call)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(rng)
+        return _run_steps(ctx, steps)
 
 
 def _run_steps(ctx: CompressContext, steps: Steps, *, last: bool = True) -> list[str]:
@@ -278,9 +291,7 @@ class StagedCompression:
         ctx = self._ctx
         if not final:
             ctx = replace(ctx, model=copy_model(ctx.model))
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self._rng)
-            applied = [*self._before, *_run_steps(ctx, self._after)]
+        applied = [*self._before, *_run_rest(ctx, self._rng, self._after)]
         self._wall += time.perf_counter() - start
         work = ctx.model
         return CompressionResult(
@@ -373,13 +384,8 @@ class CompressionPrefix:
         start = time.perf_counter()
         later = [(t, st) for t, st in _spec_steps(spec) if st.order >= PREFIX_END_ORDER]
         ctx = replace(self._ctx, model=copy_model(self._ctx.model), spec=spec)
-        for name in dict.fromkeys(t.section for t, _ in later):
-            check = next(t for t, _ in later if t.section == name).resolve_check()
-            if check is not None:
-                check(ctx, getattr(spec, name))
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self._rng)
-            applied = [*self._applied, *_run_steps(ctx, later)]
+        _check_sections(ctx, later)
+        applied = [*self._applied, *_run_rest(ctx, self._rng, later)]
         work = ctx.model
         return CompressionResult(
             model=work,

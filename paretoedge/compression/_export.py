@@ -38,7 +38,7 @@ from paretoedge.compression._hash import materialize
 from paretoedge.compression._modules import bake
 from paretoedge.compression._quant import set_act_quant_enabled
 from paretoedge.compression._share import SHARE_ATTR
-from paretoedge.compression._stats import layer_infos
+from paretoedge.compression._stats import LayerInfo, layer_infos
 from paretoedge.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -213,10 +213,13 @@ def _merge_identical_initializers(graph: Any) -> int:
     return len(renames)
 
 
-def weight_facts(model: nn.Module) -> list[dict[str, Any]]:
+def weight_facts(
+    model: nn.Module, *, layers: Sequence[LayerInfo] | None = None
+) -> list[dict[str, Any]]:
     """What the hardware model reads about each quantisable weight of ``model`` (a float
     export's ``paretoedge.layers`` entries without their ONNX names): module, bits, scheme,
-    sparsity and activation bits.
+    sparsity and activation bits. ``layers``: the model's :func:`layer_infos` when they
+    were measured already (``ModelStats.layers``), so its weights are not read again.
 
     Why apart from the export: two models that differ only in these facts (a bit-width or
     a sparsity variant of one architecture) export the same graph, so the cost of the
@@ -231,7 +234,7 @@ def weight_facts(model: nn.Module) -> list[dict[str, Any]]:
             "sparsity": round(info.sparsity, 6),
             "act_bits": info.act_bits,
         }
-        for info in layer_infos(model)
+        for info in (layer_infos(model) if layers is None else layers)
     ]
 
 
