@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--variants", type=int, default=0, metavar="K")
     ap.add_argument("--preset", choices=["tiny", "minilm"], default="tiny")
     args = ap.parse_args()
+    if args.variants < 0:
+        ap.error(f"--variants: {args.variants}; allowed: 0 (off) or a number of architectures")
     if args.variants:
         variants(args.variants, args.preset, args.devices.split(","))
         return
