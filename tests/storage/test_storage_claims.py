@@ -111,3 +111,37 @@ def test_dead_and_stale_owners_free_their_slots(storage: Any, study: Any) -> Non
     assert _claim(storage, study, budget=4) is None
     # a remote owner's unbound claim counts only until it is stale
     assert _claim(storage, study, budget=4, stale_after_s=0.0) is not None
+
+
+def test_a_trial_finishing_while_a_claim_is_decided_is_counted_once(
+    storage: Any, study: Any, backend: str
+) -> None:
+    """Optuna finishes trials on its own connections, without the study lock. On PostgreSQL
+    each statement reads its own snapshot, so a trial that completed after the finished
+    trials were counted and before its claim was looked up was counted by neither, and four
+    workers finished 10 trials of a budget of 9 (CI). Here the trial completes right after
+    the claims are read, the moment that used to fall between the two."""
+    if backend == "sqlite":
+        pytest.skip("SQLite's claim holds the write lock: no trial can finish meanwhile")
+    from sqlalchemy import event
+
+    name = study.study_name
+    study.tell(study.ask(), 0.5)  # one finished trial
+    claim = _claim(storage, study, budget=2)
+    running = study.ask()
+    bind_claim(
+        storage, study=name, trial_number=running.number, owner=current_owner(), claim_id=claim
+    )
+    fired: list[str] = []
+
+    def finish_running(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not fired and statement.lstrip().startswith("SELECT") and "pe_trial_claims" in statement:
+            fired.append(statement)
+            study.tell(running, 0.7)  # committed on Optuna's own connection
+
+    event.listen(storage.engine, "after_cursor_execute", finish_running)
+    try:
+        assert _claim(storage, study, budget=2) is None  # two finished: the budget is used
+    finally:
+        event.remove(storage.engine, "after_cursor_execute", finish_running)
+    assert fired
