@@ -5,6 +5,11 @@ What this module guarantees, whatever exported the file:
 * every tensor gets a canonical name (graph inputs keep theirs, initializers become ``w<i>``,
   other tensors ``t<i>``), so two exports of the same architecture hash the same and the
   relax parameters map back to initializers without depending on TVM's name sanitising;
+* initializers are not pooled by value: the exporter keeps one initializer per value and
+  passes it on through ``Identity`` nodes, so two exports of one architecture whose
+  activation zero points happen to coincide differently would differ in structure (and each
+  get its own lowering). Each such ``Identity`` becomes the initializer it stands for, and
+  initializers are ordered by first use;
 * small constant sub-graphs (shape arithmetic, attention-mask construction) are folded with
   ONNX's reference evaluator; TVM 0.27's importer mis-handles some of them (a
   ``ConstantOfShape`` with a scalar shape), and folding them is semantics-preserving;
@@ -29,7 +34,7 @@ from paretoedge.errors import LoweringError
 _FOLD_MAX_IN = 4096
 _FOLD_MAX_OUT = 1 << 16
 _NO_FOLD = {"DequantizeLinear", "QuantizeLinear", "DynamicQuantizeLinear"}
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,49 @@ def _fold_constants(model) -> None:
     graph.node.extend(new_nodes)
 
 
+def _unpool_initializers(graph) -> None:
+    """Undo the exporter's pooling of equal initializers, in place.
+
+    Why: the TorchScript exporter keeps one initializer of each value and turns every other
+    initializer of that value into an ``Identity`` of it, so whether two activation
+    quantisers share a zero point depends on calibration values, not on the architecture.
+    Here each ``Identity`` of an initializer becomes the copy it stands for, and initializers
+    are ordered by first use: the graph's structure then follows from the architecture only,
+    and variants of one architecture share one structure hash (and one lowering). What it
+    costs: such a copy is counted as a weight of its own, as in the unpooled model (a scale
+    or zero point of a few bytes where two happened to be equal).
+    """
+    inits = {i.name: i for i in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    kept = []
+    for node in graph.node:
+        source = node.input[0] if len(node.input) == 1 else ""
+        if (
+            node.op_type == "Identity"
+            and node.domain in ("", "ai.onnx")
+            and source in inits
+            and node.output[0] not in outputs
+            and node.output[0] not in inits
+        ):
+            copy = type(inits[source])()
+            copy.CopyFrom(inits[source])
+            copy.name = node.output[0]
+            inits[copy.name] = copy
+            continue
+        kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+    order: dict[str, None] = {}
+    for node in graph.node:
+        for name in node.input:
+            if name in inits:
+                order.setdefault(name)
+    for name in inits:
+        order.setdefault(name)
+    del graph.initializer[:]
+    graph.initializer.extend(inits[n] for n in order)
+
+
 def _canonicalise(model) -> dict[str, str]:
     """Rename tensors canonically in place; returns original initializer name -> ``w<i>``."""
     graph = model.graph
@@ -277,6 +325,7 @@ def prepare(path: Path) -> PreparedGraph:
     del graph.input[:]
     graph.input.extend(keep)
 
+    _unpool_initializers(graph)
     meta = _layer_metadata(model)
     originals = [i.name for i in graph.initializer]
     weights: dict[str, WeightInfo] = {}

@@ -147,23 +147,23 @@ def graph_key(spec: CompressionSpec, model: Any, *, seq_len: int) -> str | None:
     costed on the first's graph with its own facts
     (:func:`paretoedge.hardware_profiles.with_weight_facts`), without a new export.
 
+    Activation quantisers are part of the graph (which ones are on); their calibrated
+    scales and zero points are values, and :func:`paretoedge.hardware_profiles.prepare`
+    undoes the exporter's pooling of equal ones, so they do not change the graph either.
+
     Returns:
-        The key, or None for a candidate whose export depends on values: activation
-        quantisers (the exporter keeps one initializer per distinct scale value, so two
-        variants' graphs differ in how many scales they hold), shared weights (merged by
-        content), hashed tables (materialised) and early exits (exported apart). Such a
-        candidate is always exported.
+        The key, or None for a candidate whose export depends on values: shared weights
+        (merged by content), hashed tables (materialised) and early exits (exported apart).
+        Such a candidate is always exported.
     """
     import hashlib
     import json
 
     if spec.share is not None or spec.hash is not None or spec.exit is not None:
         return None
-    if any(_act_quant_on(m) for m in model.modules()):
-        return None
     arch = architecture_key(spec)
     tensors = [(n, list(t.shape), str(t.dtype)) for n, t in model.state_dict().items()]
-    modules = [(n, type(m).__name__) for n, m in model.named_modules()]
+    modules = [(n, type(m).__name__, _act_quant_on(m)) for n, m in model.named_modules()]
     payload = json.dumps([arch, tensors, modules, seq_len], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -112,3 +112,54 @@ def test_qdq_int8_weights_recognised(tmp_path: Path) -> None:
     p = prepare(path)
     assert [x.bits for x in p.weights.values() if x.numel == 64 * 32] == [8]
     assert json.dumps([x.canonical for x in p.weights.values()])
+
+
+def _two_act_quantisers(tmp_path: Path, zero_points: tuple[int, int]) -> Path:
+    """x -> QDQ -> MatMul -> QDQ -> MatMul, exported the way the TorchScript exporter does:
+    initializers of equal value pooled into one, the other use an ``Identity`` of it."""
+    from onnx import TensorProto, helper
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(0)
+    inits = [
+        nh.from_array(rng.standard_normal((16, 16)).astype(np.float32), "w1"),
+        nh.from_array(rng.standard_normal((16, 4)).astype(np.float32), "w2"),
+        nh.from_array(np.array(0.02, np.float32), "s1"),
+        nh.from_array(np.array(0.05, np.float32), "s2"),
+        nh.from_array(np.array(zero_points[0], np.uint8), "z1"),
+    ]
+    nodes = []
+    if zero_points[0] == zero_points[1]:
+        nodes.append(helper.make_node("Identity", ["z1"], ["z2"]))
+    else:
+        inits.append(nh.from_array(np.array(zero_points[1], np.uint8), "z2"))
+    for k, (x, y) in enumerate([("x", "h"), ("h", "y")], start=1):
+        nodes += [
+            helper.make_node("QuantizeLinear", [x, f"s{k}", f"z{k}"], [f"q{k}"]),
+            helper.make_node("DequantizeLinear", [f"q{k}", f"s{k}", f"z{k}"], [f"d{k}"]),
+            helper.make_node("MatMul", [f"d{k}", f"w{k}"], [y]),
+        ]
+    graph = helper.make_graph(
+        nodes,
+        "act-qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 4])],
+        inits,
+    )
+    path = tmp_path / f"act-{zero_points[0]}-{zero_points[1]}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_zero_points_pooled_by_value_do_not_change_the_structure(tmp_path: Path) -> None:
+    """Whether two activation zero points happen to be equal (the exporter then pools them)
+    is calibration, not architecture: both exports get one structure and the same weights."""
+    apart = prepare(_two_act_quantisers(tmp_path, (128, 131)))
+    pooled = prepare(_two_act_quantisers(tmp_path, (128, 128)))
+    assert apart.structure_hash == pooled.structure_hash
+    assert [(w.numel, w.onnx_dtype_bits) for w in apart.weights.values()] == [
+        (w.numel, w.onnx_dtype_bits) for w in pooled.weights.values()
+    ]
+    assert not any(n.op_type == "Identity" for n in pooled.model.graph.node)
+    # a graph with other zero points is still the same structure; other shapes are not
+    assert prepare(_two_act_quantisers(tmp_path, (7, 7))).structure_hash == apart.structure_hash

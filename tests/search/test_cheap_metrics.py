@@ -91,8 +91,10 @@ def test_variants_of_one_architecture_share_one_export(
     monkeypatch.setattr(PipelineEvaluator, "_export_prepared", counted)
     shared_ev = PipelineEvaluator(config)
     shared = [shared_ev.structural_metrics(s, config.devices) for s in specs]
-    reused = len(specs) - len(exports)
-    assert reused >= len(specs) // 2, f"{len(exports)} exports for {len(specs)} variants"
+    # at most one export per quantisation (32, 8, 4 uniform, 4 cluster): the three
+    # sparsities of each share it, 8-bit ones too (their activation quantisers' calibrated
+    # zero points, pooled by value by the exporter, do not change the graph)
+    assert len(exports) <= 4, f"{len(exports)} exports for {len(specs)} variants"
 
     apart_ev = PipelineEvaluator(config, builder=shared_ev.builder)
     monkeypatch.setattr(apart_ev, "GRAPHS_KEPT", 0)  # every candidate exported ...
@@ -110,4 +112,5 @@ def test_variants_of_one_architecture_share_one_export(
                 y.violations,
             ), (flat, d)
     # the variants do differ: a shared graph did not flatten them into one prediction
-    assert len({round(m.devices["rpi4"].latency_ms, 9) for m in shared}) > 3
+    # (fp32, 8-bit and 4-bit cost apart on rpi4; its dense kernels gain nothing from sparsity)
+    assert len({round(m.devices["rpi4"].latency_ms, 9) for m in shared}) >= 3
