@@ -128,6 +128,12 @@ def kmeans_1d(values: torch.Tensor, k: int, *, iters: int = 30, seed: int = 0) -
     Deterministic: large tensors are fitted on a seeded subsample of 2^20 values. The fit
     runs on the CPU whatever the device of ``values`` (so a codebook does not depend on
     it); the centroids come back on the device of ``values``.
+
+    Why sorted: in one dimension a cluster is a run of the sorted values, so after one sort
+    each Lloyd step is a binary search per boundary and a difference of prefix sums (kept
+    in float64) instead of a pass over every value: a 4-bit codebook of a MiniLM FFN matrix
+    costs milliseconds instead of a second, which matters when a screening pool builds
+    hundreds of cluster variants.
     """
     cpu = torch.device("cpu")
     v = values.detach().flatten().to(cpu, torch.float32)
@@ -137,13 +143,18 @@ def kmeans_1d(values: torch.Tensor, k: int, *, iters: int = 30, seed: int = 0) -
     lo, hi = float(v.min()), float(v.max())
     if k <= 1 or lo == hi:
         return torch.tensor([v.mean().item()], device=values.device)
+    v, _ = torch.sort(v)
+    prefix = torch.zeros(v.numel() + 1, dtype=torch.float64)
+    torch.cumsum(v.to(torch.float64), 0, out=prefix[1:])
     c = torch.linspace(lo, hi, k, device=cpu)
     for _ in range(iters):
-        idx = torch.bucketize(v, (c[1:] + c[:-1]) / 2)
-        sums = torch.zeros(k, device=cpu).index_add_(0, idx, v)
-        counts = torch.bincount(idx, minlength=k).to(torch.float32)
-        new = torch.where(counts > 0, sums / counts.clamp_min(1), c)
-        new, _ = torch.sort(new)
+        # cluster i holds the values in (b[i-1], b[i]]: the ends of its run in sorted order
+        ends = torch.searchsorted(v, (c[1:] + c[:-1]) / 2, right=True)
+        bounds = torch.cat([ends.new_zeros(1), ends, ends.new_full((1,), v.numel())])
+        counts = bounds[1:] - bounds[:-1]
+        sums = prefix[bounds[1:]] - prefix[bounds[:-1]]
+        means = (sums / counts.clamp_min(1)).to(torch.float32)
+        new, _ = torch.sort(torch.where(counts > 0, means, c))
         if torch.allclose(new, c, atol=1e-9, rtol=0):
             c = new
             break

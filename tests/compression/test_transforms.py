@@ -244,3 +244,21 @@ def test_sparse_layers_count_bitmap_and_nonzeros(tiny_bert):
     nnz = n - round(0.9 * n)
     assert info.stored_bytes == -(-n // 8) + nnz * 4
     assert stats.nonzero_parameters < stats.parameters
+
+
+@pytest.mark.parametrize("k", [2, 4, 16])
+def test_kmeans_1d_is_a_lloyd_fixed_point(k: int) -> None:
+    """Every centroid is the mean of the values nearest to it (a Lloyd fixed point, what
+    the sorted prefix-sum fit must reach), centroids are sorted, and a seed repeats."""
+    from paretoedge.compression._modules import kmeans_1d
+
+    gen = torch.Generator().manual_seed(1)
+    values = torch.cat([torch.randn(20_000, generator=gen) * 0.05, torch.zeros(5_000)])
+    c = kmeans_1d(values, k, iters=200)
+    assert c.shape == (k,) and torch.all(c[1:] > c[:-1])
+    nearest = torch.argmin((values[:, None] - c[None, :]).abs(), dim=1)
+    for i in range(k):
+        mine = values[nearest == i].double()
+        assert mine.numel() > 0
+        assert float(c[i]) == pytest.approx(float(mine.mean()), abs=1e-6)
+    assert torch.equal(c, kmeans_1d(values, k, iters=200))
