@@ -83,7 +83,8 @@ class CandidateRow(Base):
         UniqueConstraint("study_id", "trial_number"),
         CheckConstraint("state IN ('running', 'complete', 'pruned', 'failed')", name="state"),
         Index(None, "study_id", "state"),
-        Index(None, "study_id", "spec_hash"),
+        # the twin lookup's equality and order (earliest trial of a spec): one probe
+        Index(None, "study_id", "spec_hash", "trial_number"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

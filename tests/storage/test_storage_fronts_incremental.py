@@ -66,25 +66,47 @@ def test_spec_digest_is_stored_and_finds_equal_specs_only(storage: Any) -> None:
 
 
 def test_twin_lookup_uses_the_index(tmp_path: Path) -> None:
-    """The lookup's plan reads the (study_id, spec_hash) index, not the whole table
-    (SQLite's plan; PostgreSQL's planner scans tables this small whatever the index)."""
-    from sqlalchemy import text
+    """The twin lookup's own statement (earliest complete trial of a spec measured on the
+    devices) probes the spec-hash index, not the study's rows in trial order (SQLite's
+    plan; PostgreSQL's planner scans tables this small whatever the index). With an index
+    on ``(study_id, spec_hash)`` alone, SQLite served the ``ORDER BY trial_number LIMIT 1``
+    from the ``(study_id, trial_number)`` index and walked the study from its first trial."""
+    from sqlalchemy import event
 
     from paretoedge.storage import open_storage
 
+    spec = CompressionSpec.from_flat({"quant.bits": 8})
     with open_storage(f"sqlite:///{tmp_path / 'plan.db'}") as storage:
         create_study(storage, **study_kwargs())
-        with storage.engine.connect() as conn:
-            plan = " ".join(
-                str(r[-1])
-                for r in conn.execute(
-                    text(
-                        "EXPLAIN QUERY PLAN SELECT * FROM pe_candidates WHERE study_id = 1 "
-                        "AND spec_hash = 'x' AND state IN ('complete') AND is_baseline = 0"
-                    )
-                )
+        _candidate(storage, 0, spec)
+        seen: list[tuple[str, Any]] = []
+
+        def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            if "spec_hash" in statement:
+                seen.append((statement, params))
+
+        event.listen(storage.engine, "before_cursor_execute", capture)
+        try:
+            found = candidates_with_spec(
+                storage,
+                study="s1",
+                spec=spec,
+                states=["complete"],
+                baselines=False,
+                devices=["rpi4"],
+                limit=1,
             )
-    assert "ix_pe_candidates_study_id_spec_hash" in plan
+        finally:
+            event.remove(storage.engine, "before_cursor_execute", capture)
+        assert [c.trial_number for c in found] == [0]
+        (statement, params), *_ = seen
+        with storage.engine.connect() as conn:
+            cursor = conn.connection.driver_connection.execute(
+                f"EXPLAIN QUERY PLAN {statement}", params
+            )
+            plan = " ".join(str(r[-1]) for r in cursor.fetchall())
+    assert "ix_pe_candidates_study_id_spec_hash_trial_number" in plan, plan
+    assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
 
 
 def test_extend_fronts_applies_on_the_version_it_was_ranked_on(storage: Any) -> None:

@@ -95,9 +95,10 @@ def test_scripts_ship_inside_the_package() -> None:
         "0008_latency_worst.py",
         "0009_spec_documents.py",
         "0010_spec_hash_front_seq.py",
+        "0011_twin_index_order.py",
     ]
     assert not (location / "alembic.ini").exists()
-    assert head_revision() == "0010"
+    assert head_revision() == "0011"
 
 
 def test_pyproject_package_data_covers_the_scripts() -> None:
