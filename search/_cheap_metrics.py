@@ -142,7 +142,9 @@ def graph_key(spec: CompressionSpec, model: Any, *, seq_len: int) -> str | None:
 
     The graph follows from the architecture (every spec key but those that only change
     weights: pruning, bit-widths, quantisation schemes), from the built model's tensors'
-    names, shapes and dtypes and its modules' types, and from the export's sequence length.
+    names, shapes and dtypes and its modules' types as the export sees them (every
+    parametrization baked: a 4-bit uniform or cluster variant exports the fp32 graph), and
+    from the export's sequence length.
     Two candidates with one key differ in weight values and facts only, so the second is
     costed on the first's graph with its own facts
     (:func:`paretoedge.hardware_profiles.with_weight_facts`), without a new export.
@@ -161,11 +163,35 @@ def graph_key(spec: CompressionSpec, model: Any, *, seq_len: int) -> str | None:
 
     if spec.share is not None or spec.hash is not None or spec.exit is not None:
         return None
-    arch = architecture_key(spec)
-    tensors = [(n, list(t.shape), str(t.dtype)) for n, t in model.state_dict().items()]
-    modules = [(n, type(m).__name__, _act_quant_on(m)) for n, m in model.named_modules()]
+    # quantisation keys aside (what they change in the graph, which activation quantisers
+    # are on, is in the modules below)
+    arch = {
+        k: v for k, v in json.loads(architecture_key(spec)).items() if not k.startswith("quant.")
+    }
+    tensors = sorted(  # a parametrized tensor moves in the state dict's order
+        (baked, list(t.shape), str(t.dtype))
+        for n, t in model.state_dict().items()
+        if (baked := _baked_tensor_name(n)) is not None
+    )
+    modules = [
+        (n, type(m).__name__.removeprefix("Parametrized"), _act_quant_on(m))
+        for n, m in model.named_modules()
+        if "parametrizations" not in n.split(".")
+    ]
     payload = json.dumps([arch, tensors, modules, seq_len], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _baked_tensor_name(name: str) -> str | None:
+    """A state-dict entry as the export sees it: the export bakes every parametrization
+    (pruning masks, fake quantisers, codebooks) into the tensor it parametrizes, so
+    ``layer.parametrizations.weight.original`` is ``layer.weight`` and a parametrization's
+    own buffers are not in the graph (None)."""
+    head, sep, rest = name.partition(".parametrizations.")
+    if not sep:
+        return name
+    tensor, _, tail = rest.partition(".")
+    return f"{head}.{tensor}" if tail == "original" else None
 
 
 def _act_quant_on(module: Any) -> bool:
