@@ -71,6 +71,25 @@ def test_loaded_ranks_continue_like_a_full_sort(seed: int) -> None:
     assert ranking.ranks() == dict(enumerate(non_dominated_sort(points, directions, violations)))
 
 
+def test_equal_points_are_ranked_once_and_move_together() -> None:
+    """Twin trials bring points equal to ranked ones: they are not compared again (the
+    per-addition pass covers distinct points only) and their ranks follow their equal's."""
+    ranking: IncrementalRanking[str] = IncrementalRanking(["minimize", "minimize"])
+    ranking.insert("a", [2.0, 2.0])
+    ranking.insert("bad", [3.0, 3.0], violation=1.0)
+    for i in range(5):
+        assert ranking.insert(f"a{i}", [2.0, 2.0]) == 0
+        ranking.insert(f"bad{i}", [3.0, 3.0], violation=1.0)
+    assert len(ranking) == 12 and len(ranking._keys) == 2  # two distinct points held
+    own, changed = ranking.plan("b", [1.0, 1.0])
+    twins = ["a", *(f"a{i}" for i in range(5))]
+    infeasible = ["bad", *(f"bad{i}" for i in range(5))]
+    assert own == 0 and changed == {k: 1 for k in twins} | {k: 2 for k in infeasible}
+    ranking.add("b", [1.0, 1.0], 0.0, own, changed)
+    assert ranking.ranks() == {"b": 0} | {k: 1 for k in twins} | {k: 2 for k in infeasible}
+    assert ranking.front() == ["b"] and ranking.rank("a3") == 1 and "a3" in ranking
+
+
 def test_incremental_ranking_refuses_bad_points() -> None:
     from paretoedge.errors import ConfigError
 
