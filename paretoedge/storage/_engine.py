@@ -358,19 +358,7 @@ def create_engine_for(
         engine = create_engine(parsed, **kwargs)
         _sqlite_listeners(engine, busy_timeout_s=busy_timeout_s, memory=memory)
         return engine
-    # synchronous_commit=off: a commit returns without waiting for its WAL flush (the
-    # server flushes within a few hundred ms). The trade-off of SQLite's WAL with
-    # synchronous=NORMAL above: a crash of the server or machine may lose the last
-    # moments of commits, never consistency (what is lost is a suffix of the server's
-    # history, so a resume sees a study as it was a moment earlier); a killed paretoedge
-    # process loses nothing. A trial commits 15-20 times (Optuna commits each parameter
-    # and attribute apart), each waiting ~4 ms for an fsync otherwise.
-    return create_engine(parsed, connect_args=postgres_connect_args(connect_timeout_s))
-
-
-def postgres_connect_args(connect_timeout_s: int) -> dict[str, Any]:
-    """Connection arguments of every PostgreSQL engine (ours and Optuna's)."""
-    return {"connect_timeout": connect_timeout_s, "options": "-c synchronous_commit=off"}
+    return create_engine(parsed, connect_args={"connect_timeout": connect_timeout_s})
 
 
 def _require_sqlite_file(parsed: URL) -> None:

@@ -22,7 +22,6 @@ from paretoedge.storage._engine import (
     describe_error,
     open_storage,
     parse_url,
-    postgres_connect_args,
 )
 
 if TYPE_CHECKING:
@@ -110,7 +109,7 @@ def optuna_storage(
                 )
         else:
             engine_kwargs["pool_pre_ping"] = True
-            engine_kwargs["connect_args"] = postgres_connect_args(connect_timeout_s)
+            engine_kwargs["connect_args"] = {"connect_timeout": connect_timeout_s}
         try:
             with _init_lock(parsed, ours.engine), warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

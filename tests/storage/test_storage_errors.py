@@ -193,33 +193,3 @@ def test_lost_connection_is_replaced(pg_url: str) -> None:
         assert get_study(storage, name="s1").name == "s1"
     finally:
         storage.close()
-
-
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def test_commits_keep_consistency_without_waiting_for_the_disk(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    """Both engines, ours and Optuna's, commit without waiting for a disk flush: SQLite's
-    WAL with ``synchronous=NORMAL``, PostgreSQL's ``synchronous_commit=off`` (a crash of
-    the machine may lose the last moments of commits, never consistency; a trial commits
-    15-20 times, most of them Optuna's own)."""
-    from sqlalchemy import text
-
-    url = (
-        f"sqlite:///{tmp_path / 'db.sqlite'}"
-        if backend == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    query = "PRAGMA synchronous" if backend == "sqlite" else "SHOW synchronous_commit"
-    expected = 1 if backend == "sqlite" else "off"  # 1: NORMAL
-    storage = open_storage(url)
-    rdb = optuna_storage(url)
-    try:
-        for engine in (storage.engine, rdb.engine):
-            with engine.connect() as conn:
-                assert conn.execute(text(query)).scalar_one() == expected
-    finally:
-        storage.close()
-        rdb.engine.dispose()
