@@ -165,9 +165,7 @@ def graph_key(spec: CompressionSpec, model: Any, *, seq_len: int) -> str | None:
         return None
     # quantisation keys aside (what they change in the graph, which activation quantisers
     # are on, is in the modules below)
-    arch = {
-        k: v for k, v in json.loads(architecture_key(spec)).items() if not k.startswith("quant.")
-    }
+    arch = {k: v for k, v in _architecture(spec).items() if not k.startswith("quant.")}
     tensors = sorted(  # a parametrized tensor moves in the state dict's order
         (baked, list(t.shape), str(t.dtype))
         for n, t in model.state_dict().items()
@@ -204,12 +202,16 @@ def architecture_key(spec: CompressionSpec) -> str:
     one architecture key are costed one after another so that they share a graph."""
     import json
 
-    keep = {
+    return json.dumps(_architecture(spec), sort_keys=True, default=str)
+
+
+def _architecture(spec: CompressionSpec) -> dict[str, Any]:
+    """The flat spec keys that shape the architecture (no training, no weight-only key)."""
+    return {
         k: v
         for k, v in spec.to_flat().items()
         if not _is_training_key(k) and not k.startswith(_WEIGHT_ONLY_KEYS)
     }
-    return json.dumps(keep, sort_keys=True, default=str)
 
 
 def _is_training_key(key: str) -> bool:

@@ -398,13 +398,14 @@ class IncrementalRanking(Generic[K]):
             raise ConfigError("key", key, "a point not ranked yet")
         p, v = self._prepare(point, violation)
         self._added.append(key)
-        same = self._rows.get((v, *p.tolist()))
+        values = (v, *p.tolist())
+        same = self._rows.get(values)
         if same is not None:
             self._copy_row[key] = same
             self._copies.setdefault(same, []).append(key)
             return
         n = len(self._keys)
-        self._rows[(v, *p.tolist())] = n
+        self._rows[values] = n
         if n == len(self._viol):
             grow = max(16, n)
             self._pts = np.concatenate([self._pts, np.empty((grow, self._pts.shape[1]))])

@@ -52,7 +52,6 @@ __all__ = [
     "claim_trial",
     "drop_claims",
     "list_claims",
-    "optuna_trial_states",
     "release_claim",
 ]
 
@@ -87,27 +86,6 @@ def _claim(row: object) -> TrialClaim:
 
 
 _TRIALS_OF = "FROM trials t JOIN studies s ON s.study_id = t.study_id WHERE s.study_name = :name"
-
-
-def optuna_trial_states(
-    session: Session, optuna_study_name: str, numbers: Iterable[int] | None = None
-) -> dict[int, str]:
-    """Trial number -> Optuna state name of one Optuna study (of ``numbers`` only, if given),
-    read in ``session``."""
-    from sqlalchemy import bindparam, text
-
-    query = f"SELECT t.number, t.state {_TRIALS_OF}"
-    params: dict[str, object] = {"name": optuna_study_name}
-    if numbers is not None:
-        params["numbers"] = sorted(set(numbers))
-        if not params["numbers"]:
-            return {}
-        stmt = text(query + " AND t.number IN :numbers").bindparams(
-            bindparam("numbers", expanding=True)
-        )
-    else:
-        stmt = text(query)
-    return {int(n): str(getattr(s, "name", s)) for n, s in session.execute(stmt, params)}
 
 
 def _done_and_states(
